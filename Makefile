@@ -1,0 +1,36 @@
+# Two entry points on a fresh machine: `make demo` and `make test`. Both build .venv from the
+# pinned constraints first (pip, not uv: see CONTRIBUTING.md).
+PYTHON ?= python3
+VENV ?= .venv
+BACKENDS ?= tensorflow jax torch
+PYTEST_ARGS ?=
+EXTRAS = tensorflow-cpu,jax,torch,data,dev
+
+.PHONY: venv demo test lint clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(VENV)/bin/python examples/digits_demo.py
+
+# One process per backend: Keras fixes its backend at import time.
+test: venv
+	@failed=""; \
+	for backend in $(BACKENDS); do \
+		echo "== KERAS_BACKEND=$$backend =="; \
+		KERAS_BACKEND=$$backend $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || failed="$$failed $$backend"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED backends:$$failed"; exit 1; fi; \
+	echo "All backends passed: $(BACKENDS)"
+
+lint: venv
+	$(VENV)/bin/ruff check keras_convit tests examples benchmarks
+	$(VENV)/bin/ruff format --check keras_convit tests examples benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

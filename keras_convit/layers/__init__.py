@@ -1,0 +1,22 @@
+"""ConViT layers. Each is registered as `keras_convit>ClassName` for `.keras` files."""
+
+from keras_convit.layers.attention import MultiHeadSelfAttention
+from keras_convit.layers.block import TransformerBlock
+from keras_convit.layers.class_token import ClassTokenInsertion
+from keras_convit.layers.drop_path import DropPath
+from keras_convit.layers.embedding import PatchEmbedding, PositionEmbedding
+from keras_convit.layers.gpsa import GatedPositionalSelfAttention
+from keras_convit.layers.mlp import MLP
+from keras_convit.layers.pooling import TokenPooling
+
+__all__ = [
+    "ClassTokenInsertion",
+    "DropPath",
+    "GatedPositionalSelfAttention",
+    "MLP",
+    "MultiHeadSelfAttention",
+    "PatchEmbedding",
+    "PositionEmbedding",
+    "TokenPooling",
+    "TransformerBlock",
+]

@@ -1,0 +1,102 @@
+import keras
+from keras import ops
+
+from keras_convit.layers.initializers import linear_kernel_initializer
+
+
+@keras.saving.register_keras_serializable(package="keras_convit")
+class MultiHeadSelfAttention(keras.layers.Layer):
+    """Multi-head self-attention with one fused `qkv` projection (the reference's `MHSA`).
+
+    The fast path uses `keras.ops.dot_product_attention`; the explicit path builds the attention
+    matrix, taken when `return_attention_scores` is set or attention dropout is active.
+
+    Args:
+        hidden_dim: int, the total width C (all heads together, not per head).
+        num_heads: int, must divide `hidden_dim`.
+        qkv_bias: bool, bias on the `qkv` projection.
+        attention_dropout_rate: float, dropout on the attention matrix.
+        dropout_rate: float, dropout after the output projection.
+
+    Call arguments:
+        inputs: (batch, N, hidden_dim).
+        training: bool.
+        return_attention_scores: bool. If True, returns `(outputs, scores)` with `scores` a dict
+            holding the float32 (batch, heads, N, N) matrix under "attention".
+
+    Example:
+    >>> attention = keras_convit.layers.MultiHeadSelfAttention(32, 4)
+    >>> tuple(attention(np.random.rand(2, 5, 32).astype("float32")).shape)
+    (2, 5, 32)
+    """
+
+    def __init__(
+        self,
+        hidden_dim,
+        num_heads,
+        qkv_bias=False,
+        attention_dropout_rate=0.0,
+        dropout_rate=0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if hidden_dim % num_heads:
+            raise ValueError(
+                f"`num_heads` must divide `hidden_dim`, got hidden_dim={hidden_dim} and "
+                f"num_heads={num_heads}."
+            )
+        self.hidden_dim = hidden_dim
+        self.num_heads = num_heads
+        self.qkv_bias = qkv_bias
+        self.attention_dropout_rate = attention_dropout_rate
+        self.dropout_rate = dropout_rate
+        self.head_dim = hidden_dim // num_heads
+        self.scale = self.head_dim**-0.5
+
+    def build(self, input_shape):
+        dense = dict(dtype=self.dtype_policy, kernel_initializer=linear_kernel_initializer())
+        self.qkv = keras.layers.Dense(
+            3 * self.hidden_dim, use_bias=self.qkv_bias, name="qkv", **dense
+        )
+        self.qkv.build(input_shape)
+        self.proj = keras.layers.Dense(self.hidden_dim, name="proj", **dense)
+        self.proj.build(input_shape)
+        self.attention_dropout = keras.layers.Dropout(
+            self.attention_dropout_rate, dtype=self.dtype_policy, name="attn_drop"
+        )
+        self.proj_dropout = keras.layers.Dropout(
+            self.dropout_rate, dtype=self.dtype_policy, name="proj_drop"
+        )
+
+    def call(self, inputs, training=None, return_attention_scores=False):
+        length = inputs.shape[1]
+        qkv = ops.reshape(self.qkv(inputs), (-1, length, 3, self.num_heads, self.head_dim))
+        query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        dropout_active = bool(training) and self.attention_dropout_rate > 0
+        scores = None
+        if return_attention_scores or dropout_active:
+            logits = ops.einsum("bnhd,bmhd->bhnm", query, key)
+            attention = ops.softmax(ops.cast(logits, "float32") * self.scale, axis=-1)
+            dropped = self.attention_dropout(ops.cast(attention, value.dtype), training=training)
+            mixed = ops.einsum("bhnm,bmhd->bnhd", dropped, value)
+            scores = {"attention": attention}
+        else:
+            mixed = ops.dot_product_attention(query, key, value, scale=self.scale)
+        outputs = ops.reshape(mixed, (-1, length, self.hidden_dim))
+        outputs = self.proj_dropout(self.proj(outputs), training=training)
+        if return_attention_scores:
+            return outputs, scores
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "hidden_dim": self.hidden_dim,
+            "num_heads": self.num_heads,
+            "qkv_bias": self.qkv_bias,
+            "attention_dropout_rate": self.attention_dropout_rate,
+            "dropout_rate": self.dropout_rate,
+        }

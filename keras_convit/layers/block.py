@@ -1,0 +1,146 @@
+import keras
+
+from keras_convit.layers.attention import MultiHeadSelfAttention
+from keras_convit.layers.drop_path import DropPath
+from keras_convit.layers.gpsa import GatedPositionalSelfAttention
+from keras_convit.layers.mlp import MLP
+
+
+@keras.saving.register_keras_serializable(package="keras_convit")
+class TransformerBlock(keras.layers.Layer):
+    """A pre-norm transformer block with GPSA or plain multi-head self-attention.
+
+    x = x + DropPath(attn(norm1(x))); x = x + DropPath(mlp(norm2(x))), with LayerNorm epsilon 1e-6
+    and an exact-GELU MLP, as the reference `Block`.
+
+    Args:
+        hidden_dim: int, the total width C (all heads together, not per head).
+        num_heads: int, must divide `hidden_dim`.
+        use_gpsa: bool, `GatedPositionalSelfAttention` if True, else `MultiHeadSelfAttention`.
+        mlp_ratio: float, MLP width as a multiple of `hidden_dim`.
+        qkv_bias: bool, bias on the query/key/value projections.
+        dropout_rate: float, dropout after the attention projection and in the MLP.
+        attention_dropout_rate: float, dropout on the attention matrix.
+        drop_path_rate: float, stochastic depth rate of both residual branches.
+        layer_norm_epsilon: float.
+        grid_size, locality_strength, use_conv_init, gating_init, trainable_gating: passed to
+            `GatedPositionalSelfAttention` when `use_gpsa` is True, ignored otherwise.
+
+    Call arguments:
+        inputs: (batch, N, hidden_dim).
+        training: bool.
+        return_attention_scores: bool. If True, returns `(outputs, scores)`, `scores` being the
+            attention layer's dict of (batch, heads, N, N) matrices.
+
+    Example:
+    >>> block = keras_convit.layers.TransformerBlock(32, 4, use_gpsa=True, grid_size=(2, 2))
+    >>> tuple(block(np.random.rand(3, 4, 32).astype("float32")).shape)
+    (3, 4, 32)
+    """
+
+    def __init__(
+        self,
+        hidden_dim,
+        num_heads,
+        use_gpsa=False,
+        mlp_ratio=4.0,
+        qkv_bias=False,
+        dropout_rate=0.0,
+        attention_dropout_rate=0.0,
+        drop_path_rate=0.0,
+        layer_norm_epsilon=1e-6,
+        grid_size=None,
+        locality_strength=1.0,
+        use_conv_init=True,
+        gating_init=1.0,
+        trainable_gating=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.num_heads = num_heads
+        self.use_gpsa = use_gpsa
+        self.mlp_ratio = mlp_ratio
+        self.qkv_bias = qkv_bias
+        self.dropout_rate = dropout_rate
+        self.attention_dropout_rate = attention_dropout_rate
+        self.drop_path_rate = drop_path_rate
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.grid_size = tuple(grid_size) if grid_size is not None else None
+        self.locality_strength = locality_strength
+        self.use_conv_init = use_conv_init
+        self.gating_init = gating_init
+        self.trainable_gating = trainable_gating
+
+    def build(self, input_shape):
+        norm = dict(epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy)
+        self.norm1 = keras.layers.LayerNormalization(name="norm1", **norm)
+        self.norm1.build(input_shape)
+        attention = dict(
+            hidden_dim=self.hidden_dim,
+            num_heads=self.num_heads,
+            qkv_bias=self.qkv_bias,
+            attention_dropout_rate=self.attention_dropout_rate,
+            dropout_rate=self.dropout_rate,
+            dtype=self.dtype_policy,
+            name="attn",
+        )
+        if self.use_gpsa:
+            self.attn = GatedPositionalSelfAttention(
+                grid_size=self.grid_size,
+                locality_strength=self.locality_strength,
+                use_conv_init=self.use_conv_init,
+                gating_init=self.gating_init,
+                trainable_gating=self.trainable_gating,
+                **attention,
+            )
+        else:
+            self.attn = MultiHeadSelfAttention(**attention)
+        self.attn.build(input_shape)
+        self.norm2 = keras.layers.LayerNormalization(name="norm2", **norm)
+        self.norm2.build(input_shape)
+        self.mlp = MLP(
+            self.hidden_dim,
+            int(self.hidden_dim * self.mlp_ratio),
+            dropout_rate=self.dropout_rate,
+            dtype=self.dtype_policy,
+            name="mlp",
+        )
+        self.mlp.build(input_shape)
+        self.drop_path = DropPath(self.drop_path_rate, dtype=self.dtype_policy, name="drop_path")
+
+    def call(self, inputs, training=None, return_attention_scores=False):
+        attended = self.attn(
+            self.norm1(inputs),
+            training=training,
+            return_attention_scores=return_attention_scores,
+        )
+        if return_attention_scores:
+            attended, scores = attended
+        x = inputs + self.drop_path(attended, training=training)
+        x = x + self.drop_path(self.mlp(self.norm2(x), training=training), training=training)
+        if return_attention_scores:
+            return x, scores
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "hidden_dim": self.hidden_dim,
+            "num_heads": self.num_heads,
+            "use_gpsa": self.use_gpsa,
+            "mlp_ratio": self.mlp_ratio,
+            "qkv_bias": self.qkv_bias,
+            "dropout_rate": self.dropout_rate,
+            "attention_dropout_rate": self.attention_dropout_rate,
+            "drop_path_rate": self.drop_path_rate,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "grid_size": self.grid_size,
+            "locality_strength": self.locality_strength,
+            "use_conv_init": self.use_conv_init,
+            "gating_init": self.gating_init,
+            "trainable_gating": self.trainable_gating,
+        }

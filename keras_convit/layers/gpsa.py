@@ -1,0 +1,244 @@
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_convit.layers.initializers import linear_kernel_initializer
+from keras_convit.layers.relative_positions import relative_position_features
+
+
+def convolutional_pos_proj_kernel(num_heads):
+    """The positional weights of the convolutional initialisation, Keras layout (3, heads).
+
+    Head h is centred on the offset Delta_h = (h // k - c, h % k - c) of a k x k kernel,
+    k = floor(sqrt(heads)), c = (k - 1) / 2 (half-integer for even k), so its score
+    2 Delta.delta - ||delta||^2 = -||delta - Delta_h||^2 + const (paper Eq. 7, with alpha = 1).
+    Heads past k^2, when `num_heads` is not a perfect square, are returned as NaN: they keep
+    their random initialisation.
+    """
+    kernel_size = math.isqrt(num_heads)
+    center = (kernel_size - 1) / 2
+    kernel = np.full((3, num_heads), np.nan, dtype="float32")
+    for row in range(kernel_size):
+        for col in range(kernel_size):
+            head = row + kernel_size * col
+            kernel[:, head] = (2 * (col - center), 2 * (row - center), -1.0)
+    return kernel
+
+
+@keras.saving.register_keras_serializable(package="keras_convit")
+class GatedPositionalSelfAttention(keras.layers.Layer):
+    """Gated positional self-attention, GPSA (d'Ascoli et al. 2021, Eq. 6).
+
+    Each head h mixes a content attention softmax(q k^T / sqrt(d)) with a positional attention
+    softmax(v_pos^h . r_delta) over the relative offsets delta of the patch grid, through a gate
+    sigma(lambda_h): A = (1 - sigma) content + sigma positional. The positional attention does not
+    depend on the input: it is computed once per call, shape (heads, N, N), in float32.
+
+    Two paths give the same output (within float rounding):
+    - fast (default): content via `keras.ops.dot_product_attention` (fused kernels where the
+      backend has them), output (1 - sigma) SDPA(q, k, v) + sigma (P v);
+    - explicit: builds the (batch, heads, N, N) matrices. Taken when `return_attention_scores`
+      is set or attention dropout is active.
+
+    Args:
+        hidden_dim: int, the total width C (all heads together, not per head).
+        num_heads: int, must divide `hidden_dim`. With the convolutional init the heads cover a
+            floor(sqrt(heads))^2 kernel; the extra heads of a non-square count keep a random
+            positional init.
+        grid_size: (height, width) of the patch grid; N = height * width must equal the sequence
+            length. None assumes a square grid.
+        locality_strength: alpha, multiplies the whole positional weight at init: larger values
+            make the initial positional attention more local.
+        use_conv_init: bool, the convolutional init (v = identity, heads on a kernel). False keeps
+            random weights (the paper's ablation).
+        gating_init: float, the initial gating parameter lambda (1.0 in the paper).
+        trainable_gating: bool, False freezes lambda.
+        qkv_bias: bool, bias on the `qk` and `v` projections.
+        attention_dropout_rate: float, dropout on the combined attention matrix.
+        dropout_rate: float, dropout after the output projection.
+
+    Call arguments:
+        inputs: (batch, N, hidden_dim) patch tokens (no class token).
+        training: bool.
+        return_attention_scores: bool. If True, returns `(outputs, scores)` with `scores` a dict
+            of float32 (batch, heads, N, N) tensors: "attention" (combined), "content" and
+            "positional".
+
+    Example:
+    >>> gpsa = keras_convit.layers.GatedPositionalSelfAttention(32, 4, grid_size=(2, 3))
+    >>> tokens = np.random.rand(2, 6, 32).astype("float32")
+    >>> tuple(gpsa(tokens).shape)
+    (2, 6, 32)
+    >>> outputs, scores = gpsa(tokens, return_attention_scores=True)
+    >>> tuple(scores["positional"].shape)
+    (2, 4, 6, 6)
+    """
+
+    def __init__(
+        self,
+        hidden_dim,
+        num_heads,
+        grid_size=None,
+        locality_strength=1.0,
+        use_conv_init=True,
+        gating_init=1.0,
+        trainable_gating=True,
+        qkv_bias=False,
+        attention_dropout_rate=0.0,
+        dropout_rate=0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if hidden_dim % num_heads:
+            raise ValueError(
+                f"`num_heads` must divide `hidden_dim`, got hidden_dim={hidden_dim} and "
+                f"num_heads={num_heads}."
+            )
+        self.hidden_dim = hidden_dim
+        self.num_heads = num_heads
+        self.grid_size = tuple(grid_size) if grid_size is not None else None
+        self.locality_strength = locality_strength
+        self.use_conv_init = use_conv_init
+        self.gating_init = gating_init
+        self.trainable_gating = trainable_gating
+        self.qkv_bias = qkv_bias
+        self.attention_dropout_rate = attention_dropout_rate
+        self.dropout_rate = dropout_rate
+        self.head_dim = hidden_dim // num_heads
+        self.scale = self.head_dim**-0.5
+
+    def build(self, input_shape):
+        num_patches = input_shape[1]
+        self.grid_size = _resolve_grid(self.grid_size, num_patches)
+        self.relative_features = relative_position_features(self.grid_size)
+
+        dense = dict(dtype=self.dtype_policy, kernel_initializer=linear_kernel_initializer())
+        self.qk = keras.layers.Dense(2 * self.hidden_dim, use_bias=self.qkv_bias, name="qk", **dense)
+        self.qk.build(input_shape)
+        v_init = "identity" if self.use_conv_init else linear_kernel_initializer()
+        self.v = keras.layers.Dense(
+            self.hidden_dim,
+            use_bias=self.qkv_bias,
+            kernel_initializer=v_init,
+            dtype=self.dtype_policy,
+            name="v",
+        )
+        self.v.build(input_shape)
+        self.proj = keras.layers.Dense(self.hidden_dim, name="proj", **dense)
+        self.proj.build(input_shape)
+        self.pos_proj = keras.layers.Dense(self.num_heads, name="pos_proj", **dense)
+        self.pos_proj.build((None, 3))
+        self._initialize_positional_weights()
+        self.gating_param = self.add_weight(
+            name="gating_param",
+            shape=(self.num_heads,),
+            initializer=keras.initializers.Constant(self.gating_init),
+            trainable=self.trainable_gating,
+        )
+        self.attention_dropout = keras.layers.Dropout(
+            self.attention_dropout_rate, dtype=self.dtype_policy, name="attn_drop"
+        )
+        self.proj_dropout = keras.layers.Dropout(
+            self.dropout_rate, dtype=self.dtype_policy, name="proj_drop"
+        )
+
+    def _initialize_positional_weights(self):
+        kernel = ops.convert_to_numpy(self.pos_proj.kernel)
+        if self.use_conv_init:
+            conv = convolutional_pos_proj_kernel(self.num_heads)
+            kernel = np.where(np.isnan(conv), kernel, conv)
+        self.pos_proj.kernel.assign(kernel * self.locality_strength)
+
+    def positional_attention(self):
+        """softmax over keys of v_pos^h . r_delta, float32, shape (heads, N, N)."""
+        features = ops.convert_to_tensor(self.relative_features)
+        kernel = ops.cast(self.pos_proj.kernel, "float32")
+        bias = ops.cast(self.pos_proj.bias, "float32")
+        logits = ops.matmul(features, kernel) + bias
+        return ops.softmax(ops.transpose(logits, (2, 0, 1)), axis=-1)
+
+    def gate(self):
+        """sigma(lambda) per head, float32, shape (heads,)."""
+        return ops.sigmoid(ops.cast(self.gating_param, "float32"))
+
+    def call(self, inputs, training=None, return_attention_scores=False):
+        num_patches = inputs.shape[1]
+        qk = ops.reshape(self.qk(inputs), (-1, num_patches, 2, self.num_heads, self.head_dim))
+        query, key = qk[:, :, 0], qk[:, :, 1]
+        value = ops.reshape(self.v(inputs), (-1, num_patches, self.num_heads, self.head_dim))
+        positional = self.positional_attention()
+        gate = self.gate()
+        dropout_active = bool(training) and self.attention_dropout_rate > 0
+        if return_attention_scores or dropout_active:
+            mixed, scores = self._explicit(query, key, value, positional, gate, training)
+        else:
+            mixed, scores = self._fused(query, key, value, positional, gate), None
+        outputs = ops.reshape(mixed, (-1, num_patches, self.hidden_dim))
+        outputs = self.proj_dropout(self.proj(outputs), training=training)
+        if return_attention_scores:
+            return outputs, scores
+        return outputs
+
+    def _fused(self, query, key, value, positional, gate):
+        # A v = (1 - sigma) softmax(q k^T) v + sigma P v: both terms are linear in the attention.
+        content = ops.dot_product_attention(query, key, value, scale=self.scale)
+        positional_values = ops.einsum("hnm,bmhd->bnhd", ops.cast(positional, value.dtype), value)
+        gate = ops.reshape(gate, (1, 1, self.num_heads, 1))
+        mixed = (1.0 - gate) * ops.cast(content, "float32") + gate * ops.cast(
+            positional_values, "float32"
+        )
+        return ops.cast(mixed, self.compute_dtype)
+
+    def _explicit(self, query, key, value, positional, gate, training):
+        logits = ops.einsum("bnhd,bmhd->bhnm", query, key)
+        content = ops.softmax(ops.cast(logits, "float32") * self.scale, axis=-1)
+        gate = ops.reshape(gate, (1, self.num_heads, 1, 1))
+        attention = (1.0 - gate) * content + gate * positional[None]
+        # Mathematically a no-op (a convex mix of two distributions); kept for bit-level parity.
+        attention = attention / ops.sum(attention, axis=-1, keepdims=True)
+        dropped = self.attention_dropout(ops.cast(attention, value.dtype), training=training)
+        mixed = ops.einsum("bhnm,bmhd->bnhd", dropped, value)
+        scores = {
+            "attention": attention,
+            "content": content,
+            "positional": ops.broadcast_to(positional[None], ops.shape(content)),
+        }
+        return mixed, scores
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "hidden_dim": self.hidden_dim,
+            "num_heads": self.num_heads,
+            "grid_size": self.grid_size,
+            "locality_strength": self.locality_strength,
+            "use_conv_init": self.use_conv_init,
+            "gating_init": self.gating_init,
+            "trainable_gating": self.trainable_gating,
+            "qkv_bias": self.qkv_bias,
+            "attention_dropout_rate": self.attention_dropout_rate,
+            "dropout_rate": self.dropout_rate,
+        }
+
+
+def _resolve_grid(grid_size, num_patches):
+    if grid_size is None:
+        side = math.isqrt(num_patches or 0)
+        if num_patches is None or side * side != num_patches:
+            raise ValueError(
+                f"GPSA needs a static sequence length that is a square, or an explicit "
+                f"`grid_size=(height, width)`; got a sequence length of {num_patches}."
+            )
+        return (side, side)
+    height, width = grid_size
+    if height * width != num_patches:
+        raise ValueError(
+            f"`grid_size={tuple(grid_size)}` gives {height * width} patches but the input "
+            f"sequence has {num_patches} tokens."
+        )
+    return (height, width)

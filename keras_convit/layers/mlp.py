@@ -1,0 +1,49 @@
+import keras
+
+from keras_convit.layers.initializers import linear_kernel_initializer
+
+
+@keras.saving.register_keras_serializable(package="keras_convit")
+class MLP(keras.layers.Layer):
+    """The transformer feed-forward block: fc1 -> exact (erf) GELU -> dropout -> fc2 -> dropout.
+
+    Args:
+        hidden_dim: int, input and output width C.
+        intermediate_dim: int, width of `fc1` (mlp_ratio x C in ConViT).
+        dropout_rate: float, dropout after the activation and after `fc2`.
+
+    Example:
+    >>> mlp = keras_convit.layers.MLP(32, 128)
+    >>> tuple(mlp(np.zeros((2, 5, 32), "float32")).shape)
+    (2, 5, 32)
+    """
+
+    def __init__(self, hidden_dim, intermediate_dim, dropout_rate=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.dropout_rate = dropout_rate
+
+    def build(self, input_shape):
+        dense = dict(dtype=self.dtype_policy, kernel_initializer=linear_kernel_initializer())
+        self.fc1 = keras.layers.Dense(self.intermediate_dim, name="fc1", **dense)
+        self.fc1.build(input_shape)
+        self.fc2 = keras.layers.Dense(self.hidden_dim, name="fc2", **dense)
+        self.fc2.build(tuple(input_shape[:-1]) + (self.intermediate_dim,))
+        self.dropout = keras.layers.Dropout(self.dropout_rate, dtype=self.dtype_policy)
+
+    def call(self, inputs, training=None):
+        x = keras.activations.gelu(self.fc1(inputs), approximate=False)
+        x = self.dropout(x, training=training)
+        return self.dropout(self.fc2(x), training=training)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.hidden_dim,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "hidden_dim": self.hidden_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "dropout_rate": self.dropout_rate,
+        }

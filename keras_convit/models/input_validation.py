@@ -1,0 +1,92 @@
+"""Argument checks of the model builders: each failure names the argument, its value and what is
+allowed."""
+
+import keras
+
+from keras_convit.layers.pooling import POOLING_MODES
+
+
+def validate_architecture(hidden_dim, num_heads, depth, local_up_to_layer, pooling):
+    for argument, value in (("hidden_dim", hidden_dim), ("num_heads", num_heads), ("depth", depth)):
+        if not _is_positive_int(value):
+            raise ValueError(f"`{argument}` must be a positive integer, got {argument}={value!r}.")
+    if hidden_dim % num_heads:
+        raise ValueError(
+            f"`num_heads` must divide `hidden_dim`, got hidden_dim={hidden_dim} and "
+            f"num_heads={num_heads}."
+        )
+    if not isinstance(local_up_to_layer, int) or not 0 <= local_up_to_layer <= depth:
+        raise ValueError(
+            f"`local_up_to_layer` must be an integer in [0, depth={depth}], got "
+            f"local_up_to_layer={local_up_to_layer!r}."
+        )
+    if local_up_to_layer == depth and pooling == "token":
+        raise ValueError(
+            f"local_up_to_layer={local_up_to_layer} equals depth={depth}: no class token is "
+            'inserted, so pooling="token" has nothing to read; use pooling="avg" or a smaller '
+            "`local_up_to_layer`."
+        )
+
+
+def validate_head(include_top, pooling, classes):
+    allowed = POOLING_MODES if include_top else POOLING_MODES + (None,)
+    if pooling not in allowed:
+        raise ValueError(
+            f"`pooling` must be one of {allowed} with include_top={include_top}, got "
+            f"pooling={pooling!r}."
+        )
+    if include_top and not _is_positive_int(classes):
+        raise ValueError(
+            f"`classes` must be a positive integer when include_top=True, got classes={classes!r}."
+        )
+
+
+def resolve_image_input(input_tensor, input_shape, default_shape, patch_size, preprocessing):
+    """Returns (image tensor, model inputs) after checking the image shape.
+
+    The shape must be static (height, width, channels), each side a multiple of `patch_size`,
+    and 3 channels when the ImageNet preprocessing is included.
+    """
+    if input_tensor is not None:
+        tensor_shape = tuple(input_tensor.shape[1:])
+        if input_shape is not None and tuple(input_shape) != tensor_shape:
+            raise ValueError(
+                f"`input_shape={tuple(input_shape)}` does not match the shape {tensor_shape} of "
+                "`input_tensor`."
+            )
+        input_shape = tensor_shape
+    shape = tuple(default_shape if input_shape is None else input_shape)
+    if len(shape) != 3 or not all(_is_positive_int(side) for side in shape):
+        raise ValueError(
+            "`input_shape` must be a static (height, width, channels) tuple of positive integers, "
+            f"got input_shape={input_shape!r}."
+        )
+    height, width, channels = shape
+    if height < patch_size or width < patch_size:
+        raise ValueError(
+            f"`input_shape={shape}` is too small: height and width must be at least "
+            f"patch_size={patch_size}."
+        )
+    if height % patch_size or width % patch_size:
+        raise ValueError(
+            f"`input_shape={shape}`: height and width must be multiples of "
+            f"patch_size={patch_size}."
+        )
+    if preprocessing and channels != 3:
+        raise ValueError(
+            f"`input_shape={shape}` has {channels} channels, but include_preprocessing=True "
+            "applies the ImageNet RGB normalisation, which needs 3; pass "
+            "include_preprocessing=False for other channel counts."
+        )
+
+    if input_tensor is None:
+        image = keras.Input(shape=shape, name="images")
+        return image, image
+    if isinstance(input_tensor, keras.KerasTensor):
+        return input_tensor, keras.utils.get_source_inputs(input_tensor)
+    image = keras.Input(tensor=input_tensor, shape=shape, name="images")
+    return image, image
+
+
+def _is_positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0

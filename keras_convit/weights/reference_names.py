@@ -1,0 +1,44 @@
+"""Name and layout correspondence between Keras variables and reference (timm / official)
+checkpoint tensors. Keras variable paths mirror the reference module paths, so the mapping is a
+handful of renaming rules, not code per layer."""
+
+import re
+
+import numpy as np
+
+# Whole-path renames; everything else follows the generic rules below.
+_SPECIAL_PATHS = {"pos_embed/embedding": "pos_embed", "cls_token/token": "cls_token"}
+_LEAF_NAMES = {"kernel": "weight", "gamma": "weight", "beta": "bias"}
+
+
+def reference_key(variable_path):
+    """The reference state_dict key of a Keras variable path.
+
+    >>> reference_key("blocks_3/attn/qk/kernel")
+    'blocks.3.attn.qk.weight'
+    """
+    if variable_path in _SPECIAL_PATHS:
+        return _SPECIAL_PATHS[variable_path]
+    *modules, leaf = variable_path.split("/")
+    modules = [re.sub(r"^blocks_(\d+)$", r"blocks.\1", module) for module in modules]
+    return ".".join(modules + [_LEAF_NAMES.get(leaf, leaf)])
+
+
+def from_reference_layout(variable_path, tensor):
+    """Converts a reference tensor (numpy) to the layout of the Keras variable at `variable_path`.
+
+    Linear weights (out, in) become Dense kernels (in, out); Conv2d weights (O, I, kh, kw) become
+    Conv2D kernels (kh, kw, I, O). Everything else is copied as is.
+    """
+    tensor = np.asarray(tensor)
+    if variable_path.endswith("/kernel"):
+        return tensor.transpose((2, 3, 1, 0)) if tensor.ndim == 4 else tensor.T
+    return tensor
+
+
+def to_reference_layout(variable_path, array):
+    """The inverse of `from_reference_layout`."""
+    array = np.asarray(array)
+    if variable_path.endswith("/kernel"):
+        return array.transpose((3, 2, 0, 1)) if array.ndim == 4 else array.T
+    return array
