@@ -31,6 +31,7 @@ class TransformerBlock(keras.layers.Layer):
         training: bool.
         return_attention_scores: bool. If True, returns `(outputs, scores)`, `scores` being the
             attention layer's dict of (batch, heads, N, N) matrices.
+        gate_override: None or a float forced as GPSA's sigma(lambda) (GPSA blocks only).
 
     Example:
     >>> block = keras_convit.layers.TransformerBlock(32, 4, use_gpsa=True, grid_size=(2, 2))
@@ -109,11 +110,15 @@ class TransformerBlock(keras.layers.Layer):
         self.mlp.build(input_shape)
         self.drop_path = DropPath(self.drop_path_rate, dtype=self.dtype_policy, name="drop_path")
 
-    def call(self, inputs, training=None, return_attention_scores=False):
+    def call(self, inputs, training=None, return_attention_scores=False, gate_override=None):
+        attention_kwargs = {"gate_override": gate_override} if gate_override is not None else {}
+        if attention_kwargs and not self.use_gpsa:
+            raise ValueError(f"`gate_override` applies to GPSA blocks only; {self.name} is not one.")
         attended = self.attn(
             self.norm1(inputs),
             training=training,
             return_attention_scores=return_attention_scores,
+            **attention_kwargs,
         )
         if return_attention_scores:
             attended, scores = attended

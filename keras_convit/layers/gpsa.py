@@ -65,6 +65,9 @@ class GatedPositionalSelfAttention(keras.layers.Layer):
         return_attention_scores: bool. If True, returns `(outputs, scores)` with `scores` a dict
             of float32 (batch, heads, N, N) tensors: "attention" (combined), "content" and
             "positional".
+        gate_override: None, or a float in [0, 1] used as sigma(lambda) for every head instead
+            of the learned gate (test-time masking, paper Table 6: 1 masks the content, 0 the
+            position). The stored weights are not touched.
 
     Example:
     >>> gpsa = keras_convit.layers.GatedPositionalSelfAttention(32, 4, grid_size=(2, 3))
@@ -163,13 +166,15 @@ class GatedPositionalSelfAttention(keras.layers.Layer):
         """sigma(lambda) per head, float32, shape (heads,)."""
         return ops.sigmoid(ops.cast(self.gating_param, "float32"))
 
-    def call(self, inputs, training=None, return_attention_scores=False):
+    def call(self, inputs, training=None, return_attention_scores=False, gate_override=None):
         num_patches = inputs.shape[1]
         qk = ops.reshape(self.qk(inputs), (-1, num_patches, 2, self.num_heads, self.head_dim))
         query, key = qk[:, :, 0], qk[:, :, 1]
         value = ops.reshape(self.v(inputs), (-1, num_patches, self.num_heads, self.head_dim))
         positional = self.positional_attention()
         gate = self.gate()
+        if gate_override is not None:
+            gate = ops.full((self.num_heads,), gate_override, dtype="float32")
         dropout_active = bool(training) and self.attention_dropout_rate > 0
         if return_attention_scores or dropout_active:
             mixed, scores = self._explicit(query, key, value, positional, gate, training)
