@@ -1,6 +1,6 @@
 """Trains a small ConViT on scikit-learn's real handwritten digits and prints its accuracy.
 
-    KERAS_BACKEND=jax python examples/digits_demo.py
+KERAS_BACKEND=jax python examples/digits_demo.py
 """
 
 import time
@@ -23,8 +23,10 @@ def main():
     start = time.perf_counter()
     model.fit(x_train, y_train, batch_size=64, epochs=15, validation_split=0.1, verbose=2)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
-    print(f"held-out accuracy: {accuracy:.4f} on {len(x_test)} digits "
-          f"({time.perf_counter() - start:.0f} s of training and evaluation)")
+    print(
+        f"held-out accuracy: {accuracy:.4f} on {len(x_test)} digits "
+        f"({time.perf_counter() - start:.0f} s of training and evaluation)"
+    )
 
 
 if __name__ == "__main__":

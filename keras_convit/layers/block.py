@@ -113,7 +113,9 @@ class TransformerBlock(keras.layers.Layer):
     def call(self, inputs, training=None, return_attention_scores=False, gate_override=None):
         attention_kwargs = {"gate_override": gate_override} if gate_override is not None else {}
         if attention_kwargs and not self.use_gpsa:
-            raise ValueError(f"`gate_override` applies to GPSA blocks only; {self.name} is not one.")
+            raise ValueError(
+                f"`gate_override` applies to GPSA blocks only; {self.name} is not one."
+            )
         attended = self.attn(
             self.norm1(inputs),
             training=training,

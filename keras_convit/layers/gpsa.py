@@ -118,7 +118,9 @@ class GatedPositionalSelfAttention(keras.layers.Layer):
         self.relative_features = relative_position_features(self.grid_size)
 
         dense = dict(dtype=self.dtype_policy, kernel_initializer=linear_kernel_initializer())
-        self.qk = keras.layers.Dense(2 * self.hidden_dim, use_bias=self.qkv_bias, name="qk", **dense)
+        self.qk = keras.layers.Dense(
+            2 * self.hidden_dim, use_bias=self.qkv_bias, name="qk", **dense
+        )
         self.qk.build(input_shape)
         v_init = "identity" if self.use_conv_init else linear_kernel_initializer()
         self.v = keras.layers.Dense(

@@ -19,7 +19,9 @@ def conv_kernel_initializer():
 
     The reference never re-initialises the patch-embedding convolution.
     """
-    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
+    return keras.initializers.VarianceScaling(
+        scale=1.0 / 3.0, mode="fan_in", distribution="uniform"
+    )
 
 
 def conv_bias_initializer(fan_in):

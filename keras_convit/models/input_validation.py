@@ -69,8 +69,7 @@ def resolve_image_input(input_tensor, input_shape, default_shape, patch_size, pr
         )
     if height % patch_size or width % patch_size:
         raise ValueError(
-            f"`input_shape={shape}`: height and width must be multiples of "
-            f"patch_size={patch_size}."
+            f"`input_shape={shape}`: height and width must be multiples of patch_size={patch_size}."
         )
     if preprocessing and channels != 3:
         raise ValueError(
