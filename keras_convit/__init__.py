@@ -1,6 +1,6 @@
 """keras_convit: ConViT (d'Ascoli et al., ICML 2021) for Keras 3 on TensorFlow, JAX and PyTorch."""
 
-from keras_convit import data, layers
+from keras_convit import analysis, data, layers
 from keras_convit.models import (
     CONFIGS,
     ConViT,
@@ -23,6 +23,7 @@ __all__ = [
     "ConViTTiny",
     "ConViTTinyPlus",
     "__version__",
+    "analysis",
     "data",
     "layers",
 ]

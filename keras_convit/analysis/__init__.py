@@ -1,0 +1,52 @@
+"""The paper's analysis tools: attention maps, nonlocality (Eq. 8), gating and head centres,
+test-time masking (Tables 5-6), a training callback and the figures (matplotlib, optional).
+
+Everything here reads a model and never changes it."""
+
+from keras_convit.analysis.attention import attention_maps, attention_maps_by_layer
+from keras_convit.analysis.callback import AnalysisLogger, analysis_record
+from keras_convit.analysis.forward import (
+    LayerStep,
+    attention_blocks,
+    forward_layers,
+    gpsa_blocks,
+    model_layers,
+    patch_grid,
+    resolve_block,
+    run_model,
+)
+from keras_convit.analysis.gating import AttentionCenters, attention_centers, gating
+from keras_convit.analysis.masking import masked_accuracy, masked_model, predict_masked
+from keras_convit.analysis.nonlocality import nonlocality
+from keras_convit.analysis.plots import (
+    plot_attention_grid,
+    plot_gating,
+    plot_nonlocality,
+    read_log,
+)
+
+__all__ = [
+    "AnalysisLogger",
+    "AttentionCenters",
+    "LayerStep",
+    "analysis_record",
+    "attention_blocks",
+    "attention_centers",
+    "attention_maps",
+    "attention_maps_by_layer",
+    "forward_layers",
+    "gating",
+    "gpsa_blocks",
+    "masked_accuracy",
+    "masked_model",
+    "model_layers",
+    "nonlocality",
+    "patch_grid",
+    "plot_attention_grid",
+    "plot_gating",
+    "plot_nonlocality",
+    "predict_masked",
+    "read_log",
+    "resolve_block",
+    "run_model",
+]
