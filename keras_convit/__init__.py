@@ -1,6 +1,6 @@
 """keras_convit: ConViT (d'Ascoli et al., ICML 2021) for Keras 3 on TensorFlow, JAX and PyTorch."""
 
-from keras_convit import analysis, data, layers
+from keras_convit import analysis, data, layers, weights
 from keras_convit.models import (
     CONFIGS,
     ConViT,
@@ -11,7 +11,9 @@ from keras_convit.models import (
     ConViTTiny,
     ConViTTinyPlus,
 )
+from keras_convit.models.preprocessing import decode_predictions, preprocess_input
 from keras_convit.version import __version__
+from keras_convit.weights import export_reference_weights
 
 __all__ = [
     "CONFIGS",
@@ -25,5 +27,9 @@ __all__ = [
     "__version__",
     "analysis",
     "data",
+    "decode_predictions",
+    "export_reference_weights",
     "layers",
+    "preprocess_input",
+    "weights",
 ]

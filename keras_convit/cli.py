@@ -20,7 +20,9 @@ def main(argv=None):
         try:
             modules[name] = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
-            if error.name != module_name:
+            # Skip a command whose module is absent, but not one that fails on its own imports.
+            missing = error.name or ""
+            if not (module_name == missing or module_name.startswith(missing + ".")):
                 raise
             continue
         modules[name].configure_parser(commands.add_parser(name, help=help_text))

@@ -100,7 +100,22 @@ def ConViT(
         )
     validate_architecture(hidden_dim, num_heads, depth, local_up_to_layer, pooling)
     validate_head(include_top, pooling, classes)
-    validate_weights_argument(weights)
+    validate_weights_argument(
+        weights,
+        include_top=include_top,
+        classes=classes,
+        architecture=dict(
+            hidden_dim=hidden_dim,
+            num_heads=num_heads,
+            depth=depth,
+            local_up_to_layer=local_up_to_layer,
+            patch_size=patch_size,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            use_gpsa=use_gpsa,
+            use_pos_embed=use_pos_embed,
+        ),
+    )
     image_input, model_inputs = resolve_image_input(
         input_tensor,
         input_shape,
@@ -172,7 +187,11 @@ BASE_DOCSTRING = """Instantiates the {variant} architecture ({hidden_dim} wide, 
 
     Args:
         include_top: whether to include the classification head.
-        weights: None (random initialisation) or the path to a `.weights.h5` file.
+        weights: None (random initialisation), "imagenet" (ConViT-Ti, S and B: the official
+            ImageNet-1k weights, downloaded once; with `include_top=True` they need
+            `classes=1000`), or the path to a weights file: Keras `.weights.h5`, or a timm /
+            official checkpoint (`.safetensors`, `.pth`, `.bin`). Checkpoints of another input
+            size load too: the position embedding is resampled to this model's grid.
         input_tensor: optional Keras tensor (output of `keras.Input()`) to use as image input.
         input_shape: (height, width, channels), static, default (224, 224, 3). Height and width
             must be multiples of the patch size 16.

@@ -1,5 +1,23 @@
-"""Reading model weights from files."""
+"""Weights: loading Keras files, reference (timm / official) checkpoints and "imagenet";
+exporting to the reference layout; position-embedding resampling for other resolutions."""
 
-from keras_convit.weights.loading import load_weights
+from keras_convit.weights.architecture import infer_architecture
+from keras_convit.weights.checkpoints import read_reference_checkpoint
+from keras_convit.weights.export import export_reference_weights, reference_state_dict
+from keras_convit.weights.loading import (
+    load_reference_state_dict,
+    load_weights,
+    validate_weights_argument,
+)
+from keras_convit.weights.resampling import resample_position_embedding
 
-__all__ = ["load_weights"]
+__all__ = [
+    "export_reference_weights",
+    "infer_architecture",
+    "load_reference_state_dict",
+    "load_weights",
+    "read_reference_checkpoint",
+    "reference_state_dict",
+    "resample_position_embedding",
+    "validate_weights_argument",
+]

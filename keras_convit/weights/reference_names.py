@@ -42,3 +42,15 @@ def to_reference_layout(variable_path, array):
     if variable_path.endswith("/kernel"):
         return array.transpose((3, 2, 0, 1)) if array.ndim == 4 else array.T
     return array
+
+
+def reference_shape(variable_path, shape):
+    """The reference (PyTorch) shape of a Keras variable of `shape` at `variable_path`.
+
+    >>> reference_shape("patch_embed/proj/kernel", (16, 16, 3, 192))
+    (192, 3, 16, 16)
+    """
+    shape = tuple(shape)
+    if variable_path.endswith("/kernel"):
+        return tuple(shape[i] for i in (3, 2, 0, 1)) if len(shape) == 4 else shape[::-1]
+    return shape
