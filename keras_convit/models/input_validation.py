@@ -82,7 +82,8 @@ def resolve_image_input(input_tensor, input_shape, default_shape, patch_size, pr
         image = keras.Input(shape=shape, name="images")
         return image, image
     if isinstance(input_tensor, keras.KerasTensor):
-        return input_tensor, keras.utils.get_source_inputs(input_tensor)
+        sources = keras.utils.get_source_inputs(input_tensor)
+        return input_tensor, sources[0] if len(sources) == 1 else sources
     image = keras.Input(tensor=input_tensor, shape=shape, name="images")
     return image, image
 
