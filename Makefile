@@ -15,15 +15,22 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 venv: $(VENV)/.installed
 
+# The main job (`keras-convit train`) with no flags: a small ConViT on the offline digits,
+# written to runs/demo/. A killed demo resumes when run again; a finished runs/demo/ is kept
+# (the job stops with a message) unless `make demo DEMO_FLAGS=--overwrite`.
+# OMP_WAIT_POLICY=PASSIVE stops torch's idle OpenMP threads spinning against tf.data's threads.
+DEMO_FLAGS ?=
 demo: venv
-	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(VENV)/bin/python examples/digits_demo.py
+	KERAS_BACKEND=$${KERAS_BACKEND:-jax} OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} \
+		$(VENV)/bin/python -m keras_convit.train --output-dir runs/demo $(DEMO_FLAGS)
 
 # One process per backend: Keras fixes its backend at import time.
 test: venv
 	@failed=""; \
 	for backend in $(BACKENDS); do \
 		echo "== KERAS_BACKEND=$$backend =="; \
-		KERAS_BACKEND=$$backend $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || failed="$$failed $$backend"; \
+		KERAS_BACKEND=$$backend OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/python -m pytest $(PYTEST_ARGS) \
+			|| failed="$$failed $$backend"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED backends:$$failed"; exit 1; fi; \
 	echo "All backends passed: $(BACKENDS)"

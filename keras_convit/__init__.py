@@ -1,6 +1,6 @@
 """keras_convit: ConViT (d'Ascoli et al., ICML 2021) for Keras 3 on TensorFlow, JAX and PyTorch."""
 
-from keras_convit import analysis, data, layers, weights
+from keras_convit import analysis, data, layers, training, weights
 from keras_convit.models import (
     CONFIGS,
     ConViT,
@@ -31,5 +31,6 @@ __all__ = [
     "export_reference_weights",
     "layers",
     "preprocess_input",
+    "training",
     "weights",
 ]

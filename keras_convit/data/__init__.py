@@ -1,5 +1,42 @@
-"""Data sets and input pipelines."""
+"""Data sets and input pipelines: the digits, image folders and TFDS, with DeiT augmentation.
 
+TensorFlow (tf.data) runs the pipelines under every Keras backend; it is imported only when a
+pipeline is built, so `import keras_convit` works without it.
+"""
+
+from keras_convit.data.augmentation import Augmentation, RandomResizedCrop
 from keras_convit.data.digits import load_digits
+from keras_convit.data.pipelines import (
+    DataBundle,
+    augmented_batches,
+    evaluation_batches,
+    load_dataset,
+)
+from keras_convit.data.sources import (
+    DatasetUnavailableError,
+    Source,
+    digits_source,
+    folder_source,
+    resolve_source,
+    tfds_source,
+)
+from keras_convit.data.subsampling import scaled_epochs, split_per_class, subsample_indices
 
-__all__ = ["load_digits"]
+__all__ = [
+    "Augmentation",
+    "DataBundle",
+    "DatasetUnavailableError",
+    "RandomResizedCrop",
+    "Source",
+    "augmented_batches",
+    "digits_source",
+    "evaluation_batches",
+    "folder_source",
+    "load_dataset",
+    "load_digits",
+    "resolve_source",
+    "scaled_epochs",
+    "split_per_class",
+    "subsample_indices",
+    "tfds_source",
+]

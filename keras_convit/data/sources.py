@@ -1,0 +1,335 @@
+"""Labelled image sources: the embedded digits, a folder of images, or a TFDS data set.
+
+A source knows its labels in stored order without decoding images (so that subsampling and
+validation splits are cheap and deterministic) and makes unbatched tf.data datasets of
+(image (h, w, 3) in [0, 255], int32 label) for any subset of indices.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from keras_convit.data.digits import load_digits
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+TEST_FOLDER_NAMES = ("test", "val", "validation")
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A data set that is missing locally and cannot be fetched; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A labelled data set in two splits, "train" and "test".
+
+    `labels[split]` is the int array of labels in stored order (for TFDS, read on first use);
+    `sizes[split]` the number of examples; `make(split, indices=None, shuffle_seed=None)`
+    returns an unbatched `tf.data.Dataset` of (image (h, w, 3) in [0, 255], uint8 or float32;
+    int32 label) holding the examples at the sorted `indices` (all when None), in stored order,
+    or, with `shuffle_seed`, in an order shuffled cheaply before decoding (file names for a
+    folder, files for TFDS), anew each epoch.
+    """
+
+    name: str
+    class_names: tuple
+    labels: dict
+    make: object
+    sizes: dict = None
+
+    def __post_init__(self):
+        if self.sizes is None:
+            object.__setattr__(self, "sizes", _LazyDict(lambda split: len(self.labels[split])))
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+
+class _LazyDict(dict):
+    """A dict that computes a missing key's value once, with `load(key)`."""
+
+    def __init__(self, load, values=()):
+        super().__init__(values)
+        self._load = load
+
+    def __missing__(self, key):
+        self[key] = value = self._load(key)
+        return value
+
+
+def resolve_source(dataset, data_dir=None, image_size=None, test_fraction=0.2, seed=0):
+    """The source named by `dataset`: "digits", an existing folder path, or a TFDS name.
+
+    Args:
+        dataset: "digits"; a folder with one sub-folder of images per class (or with `train/`
+            and `test/` or `val/` folders holding those); or a TFDS name such as "cifar10",
+            "imagenette/320px-v2" (a "tfds:" prefix forces TFDS).
+        data_dir: TFDS data directory (prepared data sets or manual downloads).
+        image_size: for the digits, the side they are loaded at (pixel repetition to the next
+            multiple of 8).
+        test_fraction: held-out share of each class when a folder or the digits have no test
+            split of their own.
+        seed: seed of that held-out split.
+
+    Example:
+    >>> source = keras_convit.data.resolve_source("digits")
+    >>> source.num_classes, len(source.labels["train"]) + len(source.labels["test"])
+    (10, 1797)
+    """
+    if dataset == "digits":
+        return digits_source(image_size or 8, test_fraction=test_fraction, seed=seed)
+    if dataset.startswith("tfds:"):
+        return tfds_source(dataset[len("tfds:") :], data_dir=data_dir)
+    if os.path.isdir(dataset):
+        return folder_source(dataset, test_fraction=test_fraction, seed=seed)
+    if os.sep in dataset or dataset.startswith("."):
+        raise DatasetUnavailableError(
+            f"No folder at {dataset!r}. A folder data set holds one sub-folder of images per "
+            "class (or train/ and test/ folders that do)."
+        )
+    return tfds_source(dataset, data_dir=data_dir)
+
+
+def digits_source(image_size=8, test_fraction=0.2, seed=0):
+    """scikit-learn's 1,797 handwritten digits (offline), as RGB images in [0, 255].
+
+    Example:
+    >>> source = keras_convit.data.digits_source(16)
+    >>> image, label = next(iter(source.make("test", [0])))
+    >>> tuple(image.shape), int(label) == int(source.labels["test"][0])
+    ((16, 16, 3), True)
+    """
+    side = 8 * max(1, -(-int(image_size) // 8))
+    (x_train, y_train), (x_test, y_test) = load_digits(side, test_fraction, seed)
+    arrays = {"train": (x_train, y_train), "test": (x_test, y_test)}
+
+    def make(split, indices=None, shuffle_seed=None):
+        import tensorflow as tf
+
+        images, labels = arrays[split]
+        if indices is not None:
+            images, labels = images[np.asarray(indices)], labels[np.asarray(indices)]
+        return tf.data.Dataset.from_tensor_slices((images, labels.astype("int32")))
+
+    return Source(
+        name="digits",
+        class_names=tuple(str(digit) for digit in range(10)),
+        labels={"train": y_train, "test": y_test},
+        make=make,
+    )
+
+
+def folder_source(root, test_fraction=0.2, seed=0):
+    """Images in `root/<class>/*.jpg|png|...`, or in `root/train/<class>/` and `root/test/`
+    (or `val/`, `validation/`) with the same classes. Classes and files are taken in sorted
+    order; without a test folder, `test_fraction` of each class is held out with `seed`.
+    Missing test class folders are an error; a test class folder may be empty.
+
+    Example:
+    >>> import pathlib, tempfile
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("cat", "dog"):
+    ...     (root / name).mkdir()
+    ...     keras.utils.save_img(root / name / "0.png", np.zeros((8, 8, 3)))
+    ...     keras.utils.save_img(root / name / "1.png", np.zeros((8, 8, 3)))
+    >>> source = keras_convit.data.folder_source(str(root), test_fraction=0.5)
+    >>> source.class_names, len(source.labels["train"]), len(source.labels["test"])
+    (('cat', 'dog'), 2, 2)
+    """
+    train_root = os.path.join(root, "train")
+    split_folders = os.path.isdir(train_root)
+    class_root = train_root if split_folders else root
+    test_dir = next(
+        (
+            os.path.join(root, name)
+            for name in TEST_FOLDER_NAMES
+            if split_folders and os.path.isdir(os.path.join(root, name))
+        ),
+        None,
+    )
+    class_names = _class_folders(class_root)
+    if test_dir is not None:
+        train_files, train_labels = _list_images(class_root, class_names)
+        test_files, test_labels = _list_images(test_dir, class_names)
+    else:
+        from keras_convit.data.subsampling import split_per_class
+
+        files, labels = _list_images(class_root, class_names)
+        kept, held_out = split_per_class(labels, test_fraction, seed=seed)
+        train_files, train_labels = files[kept], labels[kept]
+        test_files, test_labels = files[held_out], labels[held_out]
+    if len(train_files) == 0:
+        raise DatasetUnavailableError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {root!r}.")
+    files = {"train": train_files, "test": test_files}
+
+    def make(split, indices=None, shuffle_seed=None):
+        import tensorflow as tf
+
+        paths, labels = files[split], {"train": train_labels, "test": test_labels}[split]
+        if indices is not None:
+            paths, labels = paths[np.asarray(indices)], labels[np.asarray(indices)]
+        dataset = tf.data.Dataset.from_tensor_slices((paths, labels.astype("int32")))
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+        return dataset.map(
+            lambda path, label: (_decode_image(tf.io.read_file(path)), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    return Source(
+        name=os.path.basename(os.path.normpath(root)),
+        class_names=tuple(class_names),
+        labels={"train": train_labels, "test": test_labels},
+        make=make,
+    )
+
+
+def tfds_source(name, data_dir=None, train_split="train", test_split=None):
+    """A TFDS image classification data set with "image" and "label" features.
+
+    The test split is `test_split`, else "test" when the data set has one, else "validation".
+    Labels are read once (images undecoded) to know the stored order. A data set that is not
+    prepared locally is downloaded and prepared; when that fails (offline, or a manual download
+    is needed) a `DatasetUnavailableError` says how to provide it.
+    """
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise ImportError(
+            "TFDS data sets need tensorflow-datasets: pip install 'keras-convit[data]'."
+        ) from error
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as error:
+        raise DatasetUnavailableError(
+            f"{name!r} is not 'digits', not an existing folder, and not a TFDS data set name "
+            "(see https://www.tensorflow.org/datasets/catalog)."
+        ) from error
+    try:
+        builder.download_and_prepare()
+    except Exception as error:  # any failure here means "not available"
+        raise DatasetUnavailableError(
+            _unavailable_message(name, builder, data_dir, error)
+        ) from error
+
+    features = builder.info.features
+    if "image" not in features or "label" not in features:
+        raise ValueError(f"TFDS {name!r} has no 'image' and 'label' features: {features}.")
+    splits = set(builder.info.splits.keys())
+    if test_split is None:
+        test_split = "test" if "test" in splits or not splits else "validation"
+    split_names = {"train": train_split, "test": test_split}
+    # Reading the labels means one pass over the records: only when needed (subsampling, a
+    # validation split, or a split size the metadata lacks).
+    labels = _LazyDict(lambda split: _tfds_labels(builder, split_names[split]))
+    known_sizes = {
+        split: builder.info.splits[name].num_examples
+        for split, name in split_names.items()
+        if name in splits
+    }
+    sizes = _LazyDict(lambda split: len(labels[split]), known_sizes)
+
+    def make(split, indices=None, shuffle_seed=None):
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
+
+        # Subsets are picked by position in stored order, so only full splits shuffle files.
+        shuffle_files = shuffle_seed is not None and indices is None
+        dataset = builder.as_dataset(
+            split=split_names[split],
+            shuffle_files=shuffle_files,
+            read_config=(
+                tfds.ReadConfig(shuffle_seed=shuffle_seed, shuffle_reshuffle_each_iteration=True)
+                if shuffle_files
+                else None
+            ),
+            as_supervised=True,
+        )
+        if indices is not None:
+            keep = np.zeros(sizes[split], dtype=bool)
+            keep[np.asarray(indices)] = True
+            keep = tf.constant(keep)
+            dataset = dataset.enumerate().filter(lambda index, _: tf.gather(keep, index))
+            dataset = dataset.map(lambda _, example: example)
+        return dataset.map(
+            lambda image, label: (_as_rgb(image), tf.cast(label, "int32")),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    return Source(
+        name=name,
+        class_names=tuple(features["label"].names),
+        labels=labels,
+        make=make,
+        sizes=sizes,
+    )
+
+
+def _tfds_labels(builder, split):
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    dataset = builder.as_dataset(
+        split=split, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()}
+    )
+    dataset = dataset.map(lambda example: tf.cast(example["label"], "int32")).batch(4096)
+    return np.concatenate([batch.numpy() for batch in dataset] or [np.zeros(0, "int32")])
+
+
+def _unavailable_message(name, builder, data_dir, error):
+    manual_dir = os.path.join(data_dir or "~/tensorflow_datasets", "downloads", "manual")
+    return (
+        f"The TFDS data set {name!r} is not prepared in {data_dir or builder.data_dir!r} and "
+        f"could not be downloaded ({type(error).__name__}: {error}). Provide it locally:\n"
+        f"  - on a machine with network, run `tfds build {name} --data_dir DIR` (or "
+        f"tfds.load({name!r}, data_dir=DIR)), copy DIR here and pass --data-dir DIR "
+        "(data_dir= in Python);\n"
+        f"  - for a data set that needs a manual download (such as imagenet2012), put its "
+        f"archives in {manual_dir} first;\n"
+        "  - or pass a folder of images, one sub-folder per class, as the data set."
+    )
+
+
+def _class_folders(root):
+    names = sorted(
+        entry.name
+        for entry in os.scandir(root)
+        if entry.is_dir() and not entry.name.startswith(".")
+    )
+    if not names:
+        raise DatasetUnavailableError(
+            f"{root!r} has no class sub-folders: a folder data set holds one sub-folder of "
+            "images per class (or train/ and test/ folders that do)."
+        )
+    return names
+
+
+def _list_images(root, class_names):
+    files, labels = [], []
+    for label, name in enumerate(class_names):
+        directory = os.path.join(root, name)
+        if not os.path.isdir(directory):
+            raise DatasetUnavailableError(f"Class folder {directory!r} is missing.")
+        names = sorted(n for n in os.listdir(directory) if n.lower().endswith(IMAGE_EXTENSIONS))
+        files.extend(os.path.join(directory, n) for n in names)
+        labels.extend([label] * len(names))
+    return np.array(files, dtype=str), np.array(labels, dtype="int32")
+
+
+# Images stay uint8 until augmentation: 4x less memory in shuffle buffers.
+def _decode_image(contents):
+    import tensorflow as tf
+
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return tf.cast(image, "uint8")
+
+
+def _as_rgb(image):
+    import tensorflow as tf
+
+    if image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    return image

@@ -1,0 +1,50 @@
+"""Training: the DeiT recipe on `model.fit`, resumable-run callbacks, and the main job.
+
+model.compile(**keras_convit.training.deit_recipe(model, batch_size, steps_per_epoch, epochs))
+"""
+
+from keras_convit.training.callbacks import (
+    LearningRateLogger,
+    NonFiniteLossError,
+    NonFiniteLossGuard,
+    RunCheckpoint,
+    write_history_csv,
+)
+from keras_convit.training.job import (
+    SMALL_MODELS,
+    ConfigError,
+    RunDirectoryError,
+    TrainConfig,
+    build_model,
+    plot_learning_curves,
+    prepare_run_directory,
+    run_training,
+    training_callbacks,
+)
+from keras_convit.training.recipe import (
+    DROP_PATH_RATE,
+    deit_recipe,
+    learning_rate_schedule,
+    scaled_learning_rate,
+)
+
+__all__ = [
+    "DROP_PATH_RATE",
+    "SMALL_MODELS",
+    "ConfigError",
+    "LearningRateLogger",
+    "NonFiniteLossError",
+    "NonFiniteLossGuard",
+    "RunCheckpoint",
+    "RunDirectoryError",
+    "TrainConfig",
+    "build_model",
+    "deit_recipe",
+    "learning_rate_schedule",
+    "plot_learning_curves",
+    "prepare_run_directory",
+    "run_training",
+    "scaled_learning_rate",
+    "training_callbacks",
+    "write_history_csv",
+]

@@ -1,0 +1,236 @@
+"""Callbacks that make a run resumable and fail loudly: an atomic per-epoch checkpoint that also
+keeps the best weights and the full history, and a guard against a non-finite loss."""
+
+import csv
+import json
+import math
+import os
+
+import keras
+
+STATE_FILE = "state.json"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Stops `fit` at the first batch whose running loss is NaN or infinite, by raising
+    `NonFiniteLossError`, before any epoch-end callback can save the broken weights.
+
+    Example:
+    >>> guard = keras_convit.training.NonFiniteLossGuard()
+    >>> guard.on_train_batch_end(0, {"loss": 0.5})  # finite: nothing happens
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            kept = (
+                f"The last good checkpoint (end of epoch {self.epoch}) is kept."
+                if self.epoch
+                else "No epoch had completed, so there is no checkpoint."
+            )
+            raise NonFiniteLossError(
+                f"The training loss became {float(loss)} at epoch {self.epoch + 1}, batch "
+                f"{batch + 1}; training stopped. {kept} Lower the learning rate or clip "
+                "gradients, then resume."
+            )
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Saves the whole training state after every epoch and restores it when `fit` starts.
+
+    `directory` holds `state.json` (the commit point, replaced atomically), the last epoch's
+    weights with the optimizer state (so the schedule, AdamW moments and EMA resume exactly) and
+    the best epoch's weights by `monitor`. A run killed at any moment, even mid-write, restarts
+    from the last committed epoch; `fit(epochs=N)` then runs only the epochs left, so the run
+    ends with N epochs in all. With `history_csv`, the full history is rewritten there each
+    epoch. Place it after callbacks that add to the epoch logs.
+
+    Args:
+        directory: folder for the checkpoint (created).
+        monitor: epoch-log key for the best weights, e.g. "val_accuracy" (ties go to the later
+            epoch); None or a key that is absent keeps the last epoch as the best.
+        mode: "max" or "min".
+        history_csv: optional path of a CSV file mirroring the history.
+
+    Example:
+    >>> import tempfile
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> checkpoint = keras_convit.training.RunCheckpoint(tempfile.mkdtemp(), monitor="loss",
+    ...                                                  mode="min")
+    >>> _ = model.fit(np.ones((8, 3)), np.ones((8, 2)), epochs=2, verbose=0,
+    ...               callbacks=[checkpoint])
+    >>> checkpoint.epoch, len(checkpoint.history["loss"]), checkpoint.best_epoch
+    (2, 2, 2)
+    """
+
+    def __init__(self, directory, monitor="val_accuracy", mode="max", history_csv=None):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f'`mode` must be "max" or "min", got {mode!r}.')
+        self.directory = os.fspath(directory)
+        self.monitor = monitor
+        self.mode = mode
+        self.history_csv = None if history_csv is None else os.fspath(history_csv)
+        self.state = self.read_state(self.directory) or _empty_state()
+
+    @staticmethod
+    def read_state(directory):
+        """The committed state dict of a checkpoint folder, or None when there is none."""
+        path = os.path.join(directory, STATE_FILE)
+        if not os.path.exists(path):
+            return None
+        with open(path) as file:
+            return json.load(file)
+
+    @property
+    def epoch(self):
+        """Epochs completed and committed."""
+        return self.state["epoch"]
+
+    @property
+    def history(self):
+        """{log key: [value per epoch]} over all epochs, across restarts."""
+        return self.state["history"]
+
+    @property
+    def best_epoch(self):
+        return self.state["best_epoch"]
+
+    @property
+    def best_value(self):
+        return self.state["best_value"]
+
+    def path(self, name):
+        return None if name is None else os.path.join(self.directory, name)
+
+    @property
+    def best_weights_path(self):
+        return self.path(self.state["best_weights"])
+
+    @property
+    def last_weights_path(self):
+        return self.path(self.state["last_weights"])
+
+    def on_train_begin(self, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        self.state = self.read_state(self.directory) or _empty_state()
+        self._remove_stale_files()
+        if self.state["last_weights"] is None:
+            return
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(self.last_weights_path)
+        # `fit` reads this after `on_train_begin` (as keras.callbacks.BackupAndRestore does).
+        self.model._initial_epoch = self.state["epoch"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {key: _to_float(value) for key, value in (logs or {}).items()}
+        state = json.loads(json.dumps(self.state))
+        for key, value in logs.items():
+            values = state["history"].setdefault(key, [None] * state["epoch"])
+            values.append(value)
+        state["epoch"] = epoch + 1
+        state["last_weights"] = f"epoch-{epoch + 1:04d}.weights.h5"
+        self._save_weights(state["last_weights"])
+
+        value = logs.get(self.monitor) if self.monitor else None
+        if value is None or not math.isfinite(value):
+            improved = value is None and self.monitor not in logs
+        elif state["best_value"] is None:
+            improved = True
+        else:
+            # Ties go to the later epoch: with a decaying learning rate it has trained longer,
+            # and a small validation set ties often.
+            improved = (
+                value >= state["best_value"] if self.mode == "max" else value <= state["best_value"]
+            )
+        if improved:
+            state["best_epoch"] = epoch + 1
+            state["best_value"] = value
+            state["best_weights"] = f"best-epoch-{epoch + 1:04d}.weights.h5"
+            self._save_weights(state["best_weights"])
+        _write_json_atomically(os.path.join(self.directory, STATE_FILE), state)
+        self.state = state
+        self._remove_stale_files()
+        if self.history_csv:
+            write_history_csv(self.history_csv, state["history"])
+
+    def _save_weights(self, name):
+        # Keras needs the ".weights.h5" suffix; the temporary name keeps it.
+        temporary = os.path.join(self.directory, f"tmp-{name}")
+        self.model.save_weights(temporary, overwrite=True)
+        os.replace(temporary, os.path.join(self.directory, name))
+
+    def _remove_stale_files(self):
+        keep = {STATE_FILE, self.state["last_weights"], self.state["best_weights"]}
+        for name in os.listdir(self.directory):
+            if name not in keep and (name.endswith(".weights.h5") or name.startswith("tmp-")):
+                os.remove(os.path.join(self.directory, name))
+
+
+def write_history_csv(path, history):
+    """Writes {key: [value per epoch]} as CSV with an `epoch` column (1-based), atomically."""
+    keys = sorted(history)
+    rows = max((len(values) for values in history.values()), default=0)
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["epoch", *keys])
+        for row in range(rows):
+            writer.writerow(
+                [row + 1]
+                + [
+                    ""
+                    if row >= len(history[key]) or history[key][row] is None
+                    else history[key][row]
+                    for key in keys
+                ]
+            )
+    os.replace(temporary, path)
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current learning rate to the epoch logs as "learning_rate"."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self.model.optimizer is not None:
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            )
+
+
+def _empty_state():
+    return {
+        "epoch": 0,
+        "history": {},
+        "last_weights": None,
+        "best_epoch": None,
+        "best_value": None,
+        "best_weights": None,
+    }
+
+
+def _to_float(value):
+    return float(keras.ops.convert_to_numpy(value))
+
+
+def _write_json_atomically(path, data):
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as file:
+        json.dump(data, file, indent=1)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)

@@ -1,0 +1,143 @@
+"""The DeiT training recipe that ConViT uses (d'Ascoli et al. 2021, section 4; DeiT main.py)."""
+
+import keras
+
+from keras_convit.models.training_defaults import no_weight_decay_variables
+
+BASE_LEARNING_RATE = 5e-4  # per 512 images
+REFERENCE_BATCH_SIZE = 512
+WEIGHT_DECAY = 0.05
+WARMUP_EPOCHS = 5
+WARMUP_LEARNING_RATE = 1e-6
+MIN_LEARNING_RATE = 1e-5
+LABEL_SMOOTHING = 0.1
+DROP_PATH_RATE = 0.1
+EMA_MOMENTUM = 0.99996
+EPOCHS = 300
+
+
+def scaled_learning_rate(batch_size, base_learning_rate=BASE_LEARNING_RATE):
+    """The linear scaling rule: `base_learning_rate * batch_size / 512`.
+
+    Example:
+    >>> keras_convit.training.scaled_learning_rate(1024)
+    0.001
+    """
+    return base_learning_rate * batch_size / REFERENCE_BATCH_SIZE
+
+
+def learning_rate_schedule(
+    learning_rate,
+    total_steps,
+    warmup_steps,
+    warmup_learning_rate=WARMUP_LEARNING_RATE,
+    min_learning_rate=MIN_LEARNING_RATE,
+):
+    """Per-step linear warm-up from `warmup_learning_rate` to `learning_rate`, then cosine decay
+    to `min_learning_rate` at `total_steps` (held there after).
+
+    A core `keras.optimizers.schedules.CosineDecay`, so it is saved with the optimizer.
+
+    Example:
+    >>> schedule = keras_convit.training.learning_rate_schedule(1e-3, 100, 10, 0.0, 1e-5)
+    >>> [round(float(schedule(step)), 6) for step in (0, 5, 10, 55, 100)]
+    [0.0, 0.0005, 0.001, 0.000505, 1e-05]
+    """
+    warmup_steps = min(int(warmup_steps), int(total_steps) - 1)
+    if total_steps < 1 or learning_rate <= 0:
+        raise ValueError(
+            f"Need total_steps >= 1 and learning_rate > 0, got total_steps={total_steps!r}, "
+            f"learning_rate={learning_rate!r}."
+        )
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=warmup_learning_rate if warmup_steps > 0 else learning_rate,
+        decay_steps=max(1, int(total_steps) - warmup_steps),
+        alpha=min(min_learning_rate / learning_rate, 1.0),
+        warmup_target=learning_rate if warmup_steps > 0 else None,
+        warmup_steps=max(warmup_steps, 0),
+    )
+
+
+def deit_recipe(
+    model,
+    batch_size,
+    steps_per_epoch,
+    epochs=EPOCHS,
+    *,
+    learning_rate=None,
+    base_learning_rate=BASE_LEARNING_RATE,
+    weight_decay=WEIGHT_DECAY,
+    warmup_epochs=WARMUP_EPOCHS,
+    warmup_learning_rate=WARMUP_LEARNING_RATE,
+    min_learning_rate=MIN_LEARNING_RATE,
+    label_smoothing=LABEL_SMOOTHING,
+    clipnorm=None,
+    use_ema=False,
+    ema_momentum=EMA_MOMENTUM,
+    top_k=5,
+):
+    """The `compile` arguments of the DeiT recipe: `model.compile(**deit_recipe(model, ...))`.
+
+    - AdamW (epsilon 1e-8), weight decay 0.05, not applied to `no_weight_decay_variables(model)`
+      (biases, norms, gating parameters, position embedding, class token);
+    - learning rate `5e-4 * batch_size / 512` (or `learning_rate`), warmed up per step from 1e-6
+      over `warmup_epochs`, then cosine-decayed to 1e-5 at the last step;
+    - cross-entropy on soft targets (MixUp/CutMix one-hot mixtures) with label smoothing 0.1;
+    - accuracy, and top-k accuracy when the model has more than k classes;
+    - optional global-norm gradient clipping and model EMA (`use_ema`: the optimizer keeps an
+      average of the weights; `training_callbacks(use_ema=True)` evaluates with it, and `fit`
+      ends with the averaged weights).
+
+    Drop path 0.1 is a model argument: build the model with `drop_path_rate=DROP_PATH_RATE`.
+    Labels must be one-hot or soft (batch, classes), as `keras_convit.data` pipelines give.
+
+    Args:
+        model: the (built) classifier; its last layer's activation decides `from_logits`.
+        batch_size: global batch size, for the learning-rate scaling.
+        steps_per_epoch, epochs: the schedule's length.
+
+    Returns:
+        dict with "optimizer", "loss" and "metrics".
+
+    Example:
+    >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=2, depth=2, local_up_to_layer=1,
+    ...                             patch_size=8, input_shape=(16, 16, 3), classes=10,
+    ...                             drop_path_rate=0.1, compile=False)
+    >>> model.compile(**keras_convit.training.deit_recipe(model, 64, 20, epochs=10))
+    >>> round(float(model.optimizer.learning_rate), 8)  # warm-up starts at 1e-6
+    1e-06
+    """
+    if learning_rate is None:
+        learning_rate = scaled_learning_rate(batch_size, base_learning_rate)
+    total_steps = int(steps_per_epoch) * int(epochs)
+    schedule = learning_rate_schedule(
+        learning_rate,
+        total_steps,
+        warmup_steps=round(warmup_epochs * steps_per_epoch),
+        warmup_learning_rate=warmup_learning_rate,
+        min_learning_rate=min_learning_rate,
+    )
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule,
+        weight_decay=weight_decay,
+        epsilon=1e-8,
+        global_clipnorm=clipnorm,
+        use_ema=use_ema,
+        ema_momentum=ema_momentum,
+    )
+    optimizer.exclude_from_weight_decay(var_list=no_weight_decay_variables(model))
+    loss = keras.losses.CategoricalCrossentropy(
+        from_logits=_outputs_logits(model), label_smoothing=label_smoothing
+    )
+    metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    num_classes = model.outputs[0].shape[-1]
+    if top_k and num_classes and num_classes > top_k:
+        metrics.append(keras.metrics.TopKCategoricalAccuracy(top_k, name=f"top{top_k}"))
+    return {"optimizer": optimizer, "loss": loss, "metrics": metrics}
+
+
+def _outputs_logits(model):
+    """Whether the model's last layer outputs logits (no softmax activation)."""
+    activation = getattr(model.layers[-1], "activation", None)
+    name = getattr(activation, "__name__", str(activation))
+    return name not in ("softmax", "sigmoid")

@@ -1,0 +1,121 @@
+"""Data sources (digits, image folders, TFDS) and `load_dataset`."""
+
+import numpy as np
+import pytest
+
+from keras_convit.data import (
+    DatasetUnavailableError,
+    digits_source,
+    folder_source,
+    load_dataset,
+    resolve_source,
+)
+
+tf = pytest.importorskip("tensorflow")
+
+
+def _write_images(directory, count, size=(10, 14), channels=3):
+    import keras
+
+    directory.mkdir(parents=True)
+    for index in range(count):
+        pixels = np.full(size + (channels,), 20 * index % 255, "uint8")
+        keras.utils.save_img(directory / f"{index:03d}.png", pixels, scale=False)
+
+
+def test_folder_with_class_subfolders(tmp_path):
+    _write_images(tmp_path / "dog", 5)
+    _write_images(tmp_path / "cat", 5, channels=1)  # grayscale files decode to RGB
+    source = folder_source(str(tmp_path), test_fraction=0.4, seed=0)
+    assert source.class_names == ("cat", "dog")
+    assert len(source.labels["train"]) == 6 and len(source.labels["test"]) == 4
+    images = [image.numpy() for image, _ in source.make("train")]
+    assert all(image.shape == (10, 14, 3) and image.dtype == np.uint8 for image in images)
+    labels = [int(label) for _, label in source.make("train", [0, 5])]
+    assert labels == source.labels["train"][[0, 5]].tolist()
+    assert resolve_source(str(tmp_path)).class_names == ("cat", "dog")
+
+
+def test_folder_with_train_and_val_folders(tmp_path):
+    for split, count in (("train", 4), ("val", 2)):
+        for name in ("a", "b"):
+            _write_images(tmp_path / split / name, count)
+    source = folder_source(str(tmp_path))
+    assert source.class_names == ("a", "b")
+    assert source.labels["train"].tolist() == [0] * 4 + [1] * 4
+    assert source.labels["test"].tolist() == [0, 0, 1, 1]
+
+
+def test_missing_folders_are_clear_errors(tmp_path):
+    with pytest.raises(DatasetUnavailableError, match="No folder"):
+        resolve_source(str(tmp_path / "nothing_here"))
+    with pytest.raises(DatasetUnavailableError, match="no class sub-folders"):
+        folder_source(str(tmp_path))
+
+
+def test_digits_source():
+    source = digits_source(12)  # loaded at the next multiple of 8
+    image, label = next(iter(source.make("train", [3])))
+    assert image.shape == (16, 16, 3) and int(label) == source.labels["train"][3]
+    assert len(source.labels["train"]) + len(source.labels["test"]) == 1797
+
+
+def test_load_dataset_subsamples_and_shares_validation_and_test():
+    full = load_dataset("digits", image_size=8, batch_size=32, augmentation="none")
+    tenth = load_dataset("digits", image_size=8, batch_size=32, augmentation="none", fraction=0.1)
+    assert (full.validation_size, full.test_size) == (tenth.validation_size, tenth.test_size)
+    assert 0.09 * full.train_size <= tenth.train_size <= 0.11 * full.train_size
+    assert tenth.steps_per_epoch == tenth.train_size // 32
+    assert sum(1 for _ in tenth.train) == tenth.steps_per_epoch
+    for bundle in (full, tenth):
+        val = np.concatenate([images.numpy() for images, _ in bundle.validation])
+        assert val.shape == (full.validation_size, 8, 8, 3)
+    np.testing.assert_array_equal(
+        np.concatenate([labels.numpy() for _, labels in full.test]),
+        np.concatenate([labels.numpy() for _, labels in tenth.test]),
+    )
+    with pytest.raises(ValueError, match="batch size"):
+        load_dataset("digits", image_size=8, batch_size=512, fraction=0.1)
+
+
+def test_unknown_tfds_name():
+    pytest.importorskip("tensorflow_datasets")
+    with pytest.raises(DatasetUnavailableError, match="not a TFDS data set name"):
+        resolve_source("no_such_dataset_anywhere")
+
+
+def test_undownloadable_tfds_dataset_says_how_to_provide_it(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def offline(self, *args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
+    with pytest.raises(DatasetUnavailableError) as error:
+        resolve_source("cifar10", data_dir=str(tmp_path))
+    message = str(error.value)
+    assert "network is unreachable" in message
+    assert "--data-dir" in message and "downloads/manual" in message
+    assert "sub-folder per class" in message
+
+
+@pytest.mark.slow
+def test_tfds_dataset_with_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=40):
+        source = resolve_source("cifar10")
+        assert source.num_classes == 10 and len(source.labels["train"]) == 40
+        picked = [3, 7, 20]
+        labels = [int(label) for _, label in source.make("train", picked)]
+        assert labels == source.labels["train"][picked].tolist()
+        data = load_dataset(
+            "cifar10",
+            image_size=16,
+            batch_size=8,
+            augmentation="deit",
+            fraction=0.5,
+            validation_fraction=0.1,
+        )
+        images, labels = next(iter(data.train))
+        assert images.shape == (8, 16, 16, 3) and labels.shape == (8, 10)
+        assert data.train_size < 40 and data.test_size == 40

@@ -1,0 +1,140 @@
+"""The main job: run directories (never overwritten, explicit resume), the CLI, the outputs."""
+
+import json
+import os
+
+import pytest
+
+from keras_convit.training import (
+    ConfigError,
+    RunDirectoryError,
+    TrainConfig,
+    build_model,
+    prepare_run_directory,
+)
+from keras_convit.training.cli import configure_parser, run
+
+
+def _config(**settings):
+    return TrainConfig(**settings).resolved()
+
+
+def _fake_run(path, config, status):
+    os.makedirs(path, exist_ok=True)
+    from dataclasses import asdict
+
+    with open(os.path.join(path, "run.json"), "w") as file:
+        json.dump({"status": status, "settings": asdict(config)}, file)
+
+
+def test_defaults_are_the_digits_job_and_the_paper_elsewhere():
+    digits = _config()
+    assert (digits.dataset, digits.model, digits.image_size, digits.augmentation) == (
+        "digits",
+        "convit_digits",
+        16,
+        "light",
+    )
+    assert digits.lr == pytest.approx(digits.base_lr * digits.batch_size / 512)
+    paper = _config(dataset="cifar10", model="ConViTTiny")
+    assert (paper.model, paper.image_size, paper.epochs, paper.augmentation) == (
+        "convit_tiny",
+        224,
+        300,
+        "deit",
+    )
+    assert paper.lr == pytest.approx(5e-4 * 128 / 512) and paper.drop_path == 0.1
+    assert _config(fraction=0.1).total_epochs == 10 * digits.epochs
+    assert _config(fraction=0.1, scale_epochs=False).total_epochs == digits.epochs
+
+
+@pytest.mark.parametrize(
+    "settings, name",
+    [({"fraction": 0.0}, "fraction"), ({"model": "resnet"}, "model"), ({"epochs": 0}, "epochs")],
+)
+def test_bad_settings(settings, name):
+    with pytest.raises(ConfigError, match=name):
+        _config(**settings)
+
+
+def test_build_model_and_its_baseline():
+    config = _config(image_size=16, model_args={"depth": 2, "local_up_to_layer": 1})
+    model = build_model(config, 10)
+    baseline = build_model(
+        _config(image_size=16, baseline=True, model_args={"depth": 2, "local_up_to_layer": 1}), 10
+    )
+    layer_types = {type(layer).__name__ for layer in model.get_layer("blocks_0")._flatten_layers()}
+    base_types = {
+        type(layer).__name__ for layer in baseline.get_layer("blocks_0")._flatten_layers()
+    }
+    assert "GatedPositionalSelfAttention" in layer_types
+    assert "GatedPositionalSelfAttention" not in base_types
+    assert model.output_shape == baseline.output_shape == (None, 10)
+
+
+def test_new_and_empty_directories_start_a_run(tmp_path):
+    config = _config()
+    assert prepare_run_directory(config, tmp_path / "new") == (str(tmp_path / "new"), config, False)
+    (tmp_path / "empty").mkdir()
+    assert prepare_run_directory(config, tmp_path / "empty")[2] is False
+
+
+def test_a_finished_run_is_never_overwritten(tmp_path):
+    config = _config()
+    _fake_run(tmp_path, config, "finished")
+    with pytest.raises(RunDirectoryError, match="finished run.*--overwrite"):
+        prepare_run_directory(config, tmp_path)
+    with pytest.raises(RunDirectoryError, match="finished run"):
+        prepare_run_directory(config, tmp_path, resume=True)
+    assert prepare_run_directory(config, tmp_path, overwrite=True)[2] is False
+    assert not tmp_path.exists()  # deleted only because --overwrite said so
+
+
+def test_a_directory_without_a_run_is_left_alone(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    for flags in ({}, {"overwrite": True}, {"resume": True}):
+        with pytest.raises(RunDirectoryError, match="holds no keras-convit run"):
+            prepare_run_directory(_config(), tmp_path, **flags)
+    assert (tmp_path / "notes.txt").exists()
+
+
+def test_unfinished_runs_resume_with_the_same_settings_or_explicitly(tmp_path):
+    config = _config()
+    _fake_run(tmp_path, config, "running")
+    assert prepare_run_directory(config, tmp_path) == (str(tmp_path), config, True)
+
+    other = _config(epochs=7)
+    with pytest.raises(RunDirectoryError, match="other settings \\(epochs: 50 -> 7\\).*--resume"):
+        prepare_run_directory(other, tmp_path)
+    # --resume takes the saved settings, changed only by the flags given.
+    _, resumed, resuming = prepare_run_directory(
+        _config(lr=1e-4), tmp_path, resume=True, explicit=("lr",)
+    )
+    assert resuming and resumed.lr == 1e-4 and resumed.epochs == config.epochs
+    with pytest.raises(RunDirectoryError, match="no run to resume"):
+        prepare_run_directory(config, tmp_path / "nothing", resume=True)
+
+
+def test_default_directories_count_up(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = _config()
+    first = prepare_run_directory(config)[0]
+    assert first == os.path.join("runs", "digits-convit_digits")
+    _fake_run(first, config, "finished")
+    assert prepare_run_directory(config)[0] == first + "-2"
+    _fake_run(first + "-2", config, "running")
+    assert prepare_run_directory(config) == (first + "-2", config, True)
+
+
+def test_cli_reports_directory_errors_without_training(tmp_path, capsys):
+    import argparse
+
+    _fake_run(tmp_path, _config(), "finished")
+    parser = configure_parser(argparse.ArgumentParser())
+    assert run(parser.parse_args(["--output-dir", str(tmp_path)])) == 2
+    assert "already holds a finished run" in capsys.readouterr().err
+    assert run(parser.parse_args(["--output-dir", str(tmp_path / "x"), "--fraction", "2"])) == 2
+    assert "fraction must be in (0, 1]" in capsys.readouterr().err
+    args = parser.parse_args(["--epochs", "3", "--model-args", '{"depth": 2}'])
+    assert (args.epochs, args.model_args) == (3, {"depth": 2})
+    assert not hasattr(args, "batch_size")  # absent flags take the data set's defaults
