@@ -124,6 +124,14 @@ def configure_parser(parser):
         "--clip-norm", type=float, default=hidden, help="Global gradient-norm clipping (off)."
     )
     optimization.add_argument("--seed", type=int, default=hidden, help="0.")
+    optimization.add_argument(
+        "--analysis-every",
+        type=int,
+        default=hidden,
+        metavar="N",
+        help="Every N epochs, log nonlocality, gating and attention centres to analysis.jsonl "
+        "(keras_convit.analysis.AnalysisLogger) and plot them at the end (default 0: off).",
+    )
 
     run = parser.add_argument_group("run directory")
     run.add_argument(

@@ -107,6 +107,7 @@ class TrainConfig:
     use_ema: bool = False
     ema_momentum: float = recipe.EMA_MOMENTUM
     clip_norm: float = None
+    analysis_every: int = 0
     seed: int = 0
 
     def resolved(self):
@@ -147,6 +148,7 @@ class TrainConfig:
             ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"),
             ("drop_path", 0.0 <= self.drop_path < 1.0, "in [0, 1)"),
             ("repeats", self.repeats is None or self.repeats >= 1, ">= 1"),
+            ("analysis_every", self.analysis_every >= 0, ">= 0 (0: off)"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -358,6 +360,13 @@ def run_training(
         checkpoint_dir, monitor=monitor, history_csv=os.path.join(path, "history.csv")
     )
     callbacks = training_callbacks(checkpoint, use_ema=config.use_ema)
+    if config.analysis_every:
+        from keras_convit.analysis import AnalysisLogger
+
+        # Before the checkpoint, so a committed epoch always has its analysis record.
+        probe = data.validation if data.validation is not None else data.test
+        logger = AnalysisLogger(path, probe, every=config.analysis_every, append=resuming)
+        callbacks.insert(len(callbacks) - 1, logger)
     try:
         model.fit(
             data.train,
@@ -403,6 +412,8 @@ def run_training(
     with open(os.path.join(path, "metrics.json"), "w") as file:
         json.dump(metrics, file, indent=1)
     plot_learning_curves(checkpoint.history, os.path.join(path, "learning_curves.png"))
+    if config.analysis_every:
+        plot_analysis(path)
     _write_run(path, config, "finished")
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     print(
@@ -471,6 +482,18 @@ def plot_learning_curves(history, path):
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def plot_analysis(path):
+    """Nonlocality and gating across epochs (paper Figs. 5 and 6) from `<path>/analysis.jsonl`,
+    as `nonlocality.png` and `gating.png` in `path`; skipped with a message without matplotlib."""
+    from keras_convit import analysis
+
+    try:
+        analysis.plot_nonlocality(path, path=os.path.join(path, "nonlocality.png"))
+        analysis.plot_gating(path, path=os.path.join(path, "gating.png"))
+    except ImportError:
+        print("matplotlib is missing, so no analysis plots: pip install matplotlib")
 
 
 class _EpochTimer(keras.callbacks.Callback):

@@ -1,5 +1,6 @@
 """The main job: run directories (never overwritten, explicit resume), the CLI, the outputs."""
 
+import argparse
 import json
 import os
 
@@ -138,3 +139,26 @@ def test_cli_reports_directory_errors_without_training(tmp_path, capsys):
     args = parser.parse_args(["--epochs", "3", "--model-args", '{"depth": 2}'])
     assert (args.epochs, args.model_args) == (3, {"depth": 2})
     assert not hasattr(args, "batch_size")  # absent flags take the data set's defaults
+
+
+@pytest.mark.slow
+def test_analysis_flag_logs_every_epoch_and_plots(tmp_path):
+    from keras_convit.training import run_training
+
+    args = configure_parser(argparse.ArgumentParser()).parse_args(["--analysis-every", "1"])
+    assert args.analysis_every == 1
+    config = TrainConfig(
+        image_size=8,
+        epochs=2,
+        fraction=0.5,
+        scale_epochs=False,
+        augmentation="none",
+        analysis_every=args.analysis_every,
+        model_args={"hidden_dim": 16, "num_heads": 4, "depth": 2, "local_up_to_layer": 1},
+    )
+    run_training(config, output_dir=str(tmp_path), verbose=0)
+    with open(tmp_path / "analysis.jsonl") as file:
+        records = [json.loads(line) for line in file]
+    assert [record["epoch"] for record in records] == [1, 2]
+    for figure in ("nonlocality.png", "gating.png"):
+        assert (tmp_path / figure).stat().st_size > 1000
