@@ -1,6 +1,6 @@
 """keras_convit: ConViT (d'Ascoli et al., ICML 2021) for Keras 3 on TensorFlow, JAX and PyTorch."""
 
-from keras_convit import analysis, data, layers, training, weights
+from keras_convit import analysis, data, distribution, layers, training, weights
 from keras_convit.models import (
     CONFIGS,
     ConViT,
@@ -28,6 +28,7 @@ __all__ = [
     "analysis",
     "data",
     "decode_predictions",
+    "distribution",
     "export_reference_weights",
     "layers",
     "preprocess_input",
