@@ -34,11 +34,12 @@ class GatedPositionalSelfAttention(keras.layers.Layer):
     Each head h mixes a content attention softmax(q k^T / sqrt(d)) with a positional attention
     softmax(v_pos^h . r_delta) over the relative offsets delta of the patch grid, through a gate
     sigma(lambda_h): A = (1 - sigma) content + sigma positional. The positional attention does not
-    depend on the input: it is computed once per call, shape (heads, N, N), in float32.
+    depend on the input and is separable over the grid's rows and columns, float32 throughout.
 
     Two paths give the same output (within float rounding):
     - fast (default): content via `keras.ops.dot_product_attention` (fused kernels where the
-      backend has them), output (1 - sigma) SDPA(q, k, v) + sigma (P v);
+      backend has them), output (1 - sigma) SDPA(q, k, v) + sigma (P v), with P v computed from
+      the row and column factors of P: no N x N positional matrix is built;
     - explicit: builds the (batch, heads, N, N) matrices. Taken when `return_attention_scores`
       is set or attention dropout is active.
 
@@ -164,6 +165,22 @@ class GatedPositionalSelfAttention(keras.layers.Layer):
         logits = ops.matmul(features, kernel) + bias
         return ops.softmax(ops.transpose(logits, (2, 0, 1)), axis=-1)
 
+    def _positional_factors(self):
+        """`positional_attention()` as two factors, float32: rows (heads, height, height) and
+        cols (heads, width, width), P[h, (r, c), (r', c')] = rows[h, r, r'] cols[h, c, c'].
+
+        The logits v_pos . (dx, dy, dx^2 + dy^2) + b are a function of dy plus one of dx, so
+        the softmax over the grid's keys is a softmax over its rows times one over its columns.
+        """
+        kernel = ops.cast(self.pos_proj.kernel, "float32")[:, :, None, None]
+        bias = ops.cast(self.pos_proj.bias, "float32")[:, None, None]
+        height, width = self.grid_size
+        dy = ops.convert_to_tensor(_axis_offsets(height))
+        dx = ops.convert_to_tensor(_axis_offsets(width))
+        rows = kernel[1] * dy + kernel[2] * dy**2 + bias
+        cols = kernel[0] * dx + kernel[2] * dx**2
+        return ops.softmax(rows, axis=-1), ops.softmax(cols, axis=-1)
+
     def gate(self):
         """sigma(lambda) per head, float32, shape (heads,)."""
         return ops.sigmoid(ops.cast(self.gating_param, "float32"))
@@ -173,32 +190,41 @@ class GatedPositionalSelfAttention(keras.layers.Layer):
         qk = ops.reshape(self.qk(inputs), (-1, num_patches, 2, self.num_heads, self.head_dim))
         query, key = qk[:, :, 0], qk[:, :, 1]
         value = ops.reshape(self.v(inputs), (-1, num_patches, self.num_heads, self.head_dim))
-        positional = self.positional_attention()
         gate = self.gate()
         if gate_override is not None:
             gate = ops.full((self.num_heads,), gate_override, dtype="float32")
         dropout_active = bool(training) and self.attention_dropout_rate > 0
         if return_attention_scores or dropout_active:
-            mixed, scores = self._explicit(query, key, value, positional, gate, training)
+            mixed, scores = self._explicit(query, key, value, gate, training)
         else:
-            mixed, scores = self._fused(query, key, value, positional, gate), None
+            mixed, scores = self._fast(query, key, value, gate), None
         outputs = ops.reshape(mixed, (-1, num_patches, self.hidden_dim))
         outputs = self.proj_dropout(self.proj(outputs), training=training)
         if return_attention_scores:
             return outputs, scores
         return outputs
 
-    def _fused(self, query, key, value, positional, gate):
-        # A v = (1 - sigma) softmax(q k^T) v + sigma P v: both terms are linear in the attention.
-        content = ops.dot_product_attention(query, key, value, scale=self.scale)
-        positional_values = ops.einsum("hnm,bmhd->bnhd", ops.cast(positional, value.dtype), value)
-        gate = ops.reshape(gate, (1, 1, self.num_heads, 1))
-        mixed = (1.0 - gate) * ops.cast(content, "float32") + gate * ops.cast(
-            positional_values, "float32"
+    def _fast(self, query, key, value, gate):
+        # A v = (1 - sigma) softmax(q k^T) v + sigma P v: both terms are linear in the attention,
+        # and P = rows (x) cols (see `_positional_factors`), so P v costs two small products over
+        # the grid's rows and columns instead of one N x N product. The mix runs in the
+        # (batch, heads, N, head_dim) layout of the attention kernels.
+        height, width = self.grid_size
+        heads, head_dim = self.num_heads, self.head_dim
+        content = ops.transpose(
+            ops.dot_product_attention(query, key, value, scale=self.scale), (0, 2, 1, 3)
         )
-        return ops.cast(mixed, self.compute_dtype)
+        rows, cols = self._positional_factors()
+        rows = ops.cast(rows * gate[:, None, None], value.dtype)
+        grid = ops.reshape(ops.transpose(value, (0, 2, 1, 3)), (-1, heads, height, width, head_dim))
+        grid = ops.matmul(ops.cast(cols, value.dtype)[:, None], grid)
+        grid = ops.matmul(rows, ops.reshape(grid, (-1, heads, height, width * head_dim)))
+        positional_values = ops.reshape(grid, (-1, heads, height * width, head_dim))
+        content_weight = ops.cast(ops.reshape(1.0 - gate, (heads, 1, 1)), value.dtype)
+        return ops.transpose(content_weight * content + positional_values, (0, 2, 1, 3))
 
-    def _explicit(self, query, key, value, positional, gate, training):
+    def _explicit(self, query, key, value, gate, training):
+        positional = self.positional_attention()
         logits = ops.einsum("bnhd,bmhd->bhnm", query, key)
         content = ops.softmax(ops.cast(logits, "float32") * self.scale, axis=-1)
         gate = ops.reshape(gate, (1, self.num_heads, 1, 1))
@@ -231,6 +257,12 @@ class GatedPositionalSelfAttention(keras.layers.Layer):
             "attention_dropout_rate": self.attention_dropout_rate,
             "dropout_rate": self.dropout_rate,
         }
+
+
+def _axis_offsets(length):
+    """(length, length) float32 offsets key - query along one axis of the grid."""
+    positions = np.arange(length, dtype="float32")
+    return positions[None, :] - positions[:, None]
 
 
 def _resolve_grid(grid_size, num_patches):

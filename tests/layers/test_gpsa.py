@@ -69,6 +69,18 @@ def test_fast_path_equals_explicit_path(grid, num_heads, rng):
         np.testing.assert_allclose(matrix.sum(-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("grid", [(4, 4), (3, 5)])
+def test_positional_attention_is_the_product_of_its_row_and_column_factors(grid):
+    # The fast path relies on it: the logits are f(dy) + g(dx), so the softmax factorises.
+    layer = build_gpsa(grid, hidden_dim=36, num_heads=9)
+    randomize(layer)
+    rows, cols = (ops.convert_to_numpy(factor) for factor in layer._positional_factors())
+    assert rows.shape == (9, grid[0], grid[0]) and cols.shape == (9, grid[1], grid[1])
+    product = np.einsum("hab,hcd->hacbd", rows, cols).reshape(9, grid[0] * grid[1], -1)
+    positional = ops.convert_to_numpy(layer.positional_attention())
+    np.testing.assert_allclose(product, positional, rtol=1e-5, atol=1e-7)
+
+
 def test_convolutional_init_follows_the_reference():
     alpha = 2.5
     layer = build_gpsa((4, 4), hidden_dim=36, num_heads=9, locality_strength=alpha)
