@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_convit.models.training_defaults import no_weight_decay_variables
+from keras_convit.models.training_defaults import default_jit_compile, no_weight_decay_variables
 
 BASE_LEARNING_RATE = 5e-4  # per 512 images
 REFERENCE_BATCH_SIZE = 512
@@ -97,7 +97,8 @@ def deit_recipe(
         steps_per_epoch, epochs: the schedule's length.
 
     Returns:
-        dict with "optimizer", "loss" and "metrics".
+        dict with "optimizer", "loss", "metrics" and "jit_compile" (`default_jit_compile()`:
+        XLA on TensorFlow too, where Keras leaves it off on a CPU).
 
     Example:
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=2, depth=2, local_up_to_layer=1,
@@ -133,7 +134,12 @@ def deit_recipe(
     num_classes = model.outputs[0].shape[-1]
     if top_k and num_classes and num_classes > top_k:
         metrics.append(keras.metrics.TopKCategoricalAccuracy(top_k, name=f"top{top_k}"))
-    return {"optimizer": optimizer, "loss": loss, "metrics": metrics}
+    return {
+        "optimizer": optimizer,
+        "loss": loss,
+        "metrics": metrics,
+        "jit_compile": default_jit_compile(),
+    }
 
 
 def _outputs_logits(model):
