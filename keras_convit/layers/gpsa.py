@@ -39,7 +39,8 @@ class GatedPositionalSelfAttention(keras.layers.Layer):
     Two paths give the same output (within float rounding):
     - fast (default): content via `keras.ops.dot_product_attention` (fused kernels where the
       backend has them), output (1 - sigma) SDPA(q, k, v) + sigma (P v), with P v computed from
-      the row and column factors of P: no N x N positional matrix is built;
+      the row and column factors of P: no N x N positional matrix is built. On TensorFlow,
+      whose attention op is not a fused kernel, P is mixed into the content matrix instead;
     - explicit: builds the (batch, heads, N, N) matrices. Taken when `return_attention_scores`
       is set or attention dropout is active.
 
@@ -205,9 +206,15 @@ class GatedPositionalSelfAttention(keras.layers.Layer):
         return outputs
 
     def _fast(self, query, key, value, gate):
+        if keras.backend.backend() == "tensorflow":
+            return self._fast_mixed_matrix(query, key, value, gate)
+        return self._fast_factorized(query, key, value, gate)
+
+    def _fast_factorized(self, query, key, value, gate):
         # A v = (1 - sigma) softmax(q k^T) v + sigma P v: both terms are linear in the attention,
         # and P = rows (x) cols (see `_positional_factors`), so P v costs two small products over
-        # the grid's rows and columns instead of one N x N product. The mix runs in the
+        # the grid's rows and columns instead of one N x N product, and the content term goes
+        # through the backend's fused attention kernel. The mix runs in the
         # (batch, heads, N, head_dim) layout of the attention kernels.
         height, width = self.grid_size
         heads, head_dim = self.num_heads, self.head_dim
@@ -222,6 +229,23 @@ class GatedPositionalSelfAttention(keras.layers.Layer):
         positional_values = ops.reshape(grid, (-1, heads, height * width, head_dim))
         content_weight = ops.cast(ops.reshape(1.0 - gate, (heads, 1, 1)), value.dtype)
         return ops.transpose(content_weight * content + positional_values, (0, 2, 1, 3))
+
+    def _fast_mixed_matrix(self, query, key, value, gate):
+        # Keras' TensorFlow `dot_product_attention` is einsum-softmax-einsum, not a fused kernel:
+        # the N x N content matrix exists anyway, and mixing P (an elementwise product of its
+        # factors, fused by XLA) into it costs less time and memory than the factorised P v
+        # (ConViT-Ti forward at batch 64: 97 against 114 MiB peak, 6% less CPU time).
+        num_patches = self.grid_size[0] * self.grid_size[1]
+        rows, cols = self._positional_factors()
+        positional = ops.reshape(
+            rows[:, :, None, :, None] * cols[:, None, :, None, :],
+            (self.num_heads, num_patches, num_patches),
+        )
+        logits = ops.einsum("bnhd,bmhd->bhnm", query, key)
+        content = ops.softmax(ops.cast(logits, "float32") * self.scale, axis=-1)
+        gate = ops.reshape(gate, (1, self.num_heads, 1, 1))
+        attention = (1.0 - gate) * content + gate * positional[None]
+        return ops.einsum("bhnm,bmhd->bnhd", ops.cast(attention, value.dtype), value)
 
     def _explicit(self, query, key, value, gate, training):
         positional = self.positional_attention()

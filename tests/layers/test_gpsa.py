@@ -69,6 +69,21 @@ def test_fast_path_equals_explicit_path(grid, num_heads, rng):
         np.testing.assert_allclose(matrix.sum(-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("formulation", ["_fast_factorized", "_fast_mixed_matrix"])
+def test_both_fast_formulations_equal_the_explicit_path(formulation, rng):
+    # `call` picks one per backend; each must hold on every backend.
+    layer = build_gpsa((3, 5), hidden_dim=36, num_heads=9)
+    randomize(layer)
+    query, key, value = (
+        ops.convert_to_tensor(rng.normal(size=(2, 15, 9, 4)).astype("float32")) for _ in range(3)
+    )
+    fast = getattr(layer, formulation)(query, key, value, layer.gate())
+    explicit = layer._explicit(query, key, value, layer.gate(), training=False)[0]
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(fast), ops.convert_to_numpy(explicit), atol=1e-5
+    )
+
+
 @pytest.mark.parametrize("grid", [(4, 4), (3, 5)])
 def test_positional_attention_is_the_product_of_its_row_and_column_factors(grid):
     # The fast path relies on it: the logits are f(dy) + g(dx), so the softmax factorises.
