@@ -147,26 +147,8 @@ def compiled_model(config, num_classes, steps_per_epoch, **compile_kwargs):
     from keras_convit.training import build_model
 
     model = build_model(config, num_classes)
-    model.compile(**recipe(model, config, steps_per_epoch), **compile_kwargs)
+    model.compile(**config.compile_arguments(model, steps_per_epoch), **compile_kwargs)
     return model
-
-
-def recipe(model, config, steps_per_epoch):
-    """`deit_recipe(...)`'s compile arguments for the job's settings."""
-    from keras_convit.training import deit_recipe
-
-    return deit_recipe(
-        model,
-        config.batch_size,
-        steps_per_epoch,
-        config.total_epochs,
-        learning_rate=config.lr,
-        weight_decay=config.weight_decay,
-        warmup_epochs=config.warmup_epochs,
-        min_learning_rate=config.min_lr,
-        label_smoothing=config.label_smoothing,
-        clipnorm=config.clip_norm,
-    )
 
 
 def compare_replicas(named_replicas):

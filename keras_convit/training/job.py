@@ -163,6 +163,24 @@ class TrainConfig:
             return scaled_epochs(self.epochs, self.fraction)
         return self.epochs
 
+    def compile_arguments(self, model, steps_per_epoch):
+        """`deit_recipe(...)` with these settings, over `total_epochs` of `steps_per_epoch`:
+        `model.compile(**config.compile_arguments(model, steps_per_epoch))`."""
+        return recipe.deit_recipe(
+            model,
+            self.batch_size,
+            steps_per_epoch,
+            self.total_epochs,
+            learning_rate=self.lr,
+            weight_decay=self.weight_decay,
+            warmup_epochs=self.warmup_epochs,
+            min_learning_rate=self.min_lr,
+            label_smoothing=self.label_smoothing,
+            clipnorm=self.clip_norm,
+            use_ema=self.use_ema,
+            ema_momentum=self.ema_momentum,
+        )
+
     @property
     def run_name(self):
         name = f"{_slug(self.dataset)}-{self.model}"
@@ -339,22 +357,7 @@ def run_training(
         flush=True,
     )
     model = build_model(config, data.num_classes)
-    model.compile(
-        **recipe.deit_recipe(
-            model,
-            config.batch_size,
-            data.steps_per_epoch,
-            epochs,
-            learning_rate=config.lr,
-            weight_decay=config.weight_decay,
-            warmup_epochs=config.warmup_epochs,
-            min_learning_rate=config.min_lr,
-            label_smoothing=config.label_smoothing,
-            clipnorm=config.clip_norm,
-            use_ema=config.use_ema,
-            ema_momentum=config.ema_momentum,
-        )
-    )
+    model.compile(**config.compile_arguments(model, data.steps_per_epoch))
     monitor = "val_accuracy" if data.validation is not None else None
     checkpoint = RunCheckpoint(
         checkpoint_dir, monitor=monitor, history_csv=os.path.join(path, "history.csv")
