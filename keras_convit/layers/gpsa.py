@@ -34,7 +34,8 @@ class GatedPositionalSelfAttention(keras.layers.Layer):
     Each head h mixes a content attention softmax(q k^T / sqrt(d)) with a positional attention
     softmax(v_pos^h . r_delta) over the relative offsets delta of the patch grid, through a gate
     sigma(lambda_h): A = (1 - sigma) content + sigma positional. The positional attention does not
-    depend on the input and is separable over the grid's rows and columns, float32 throughout.
+    depend on the input, is separable over the grid's rows and columns, and is computed in
+    float32.
 
     Two paths give the same output (within float rounding):
     - fast (default): content via `keras.ops.dot_product_attention` (fused kernels where the
@@ -241,18 +242,20 @@ class GatedPositionalSelfAttention(keras.layers.Layer):
             rows[:, :, None, :, None] * cols[:, None, :, None, :],
             (self.num_heads, num_patches, num_patches),
         )
+        attention = self._mixed_attention(query, key, gate, positional)[1]
+        return ops.einsum("bhnm,bmhd->bnhd", ops.cast(attention, value.dtype), value)
+
+    def _mixed_attention(self, query, key, gate, positional):
+        """Content softmax(q k^T / sqrt(d)) and (1 - sigma) content + sigma P (Eq. 6), both
+        float32 (batch, heads, N, N)."""
         logits = ops.einsum("bnhd,bmhd->bhnm", query, key)
         content = ops.softmax(ops.cast(logits, "float32") * self.scale, axis=-1)
         gate = ops.reshape(gate, (1, self.num_heads, 1, 1))
-        attention = (1.0 - gate) * content + gate * positional[None]
-        return ops.einsum("bhnm,bmhd->bnhd", ops.cast(attention, value.dtype), value)
+        return content, (1.0 - gate) * content + gate * positional[None]
 
     def _explicit(self, query, key, value, gate, training):
         positional = self.positional_attention()
-        logits = ops.einsum("bnhd,bmhd->bhnm", query, key)
-        content = ops.softmax(ops.cast(logits, "float32") * self.scale, axis=-1)
-        gate = ops.reshape(gate, (1, self.num_heads, 1, 1))
-        attention = (1.0 - gate) * content + gate * positional[None]
+        content, attention = self._mixed_attention(query, key, gate, positional)
         # Mathematically a no-op (a convex mix of two distributions); kept for bit-level parity.
         attention = attention / ops.sum(attention, axis=-1, keepdims=True)
         dropped = self.attention_dropout(ops.cast(attention, value.dtype), training=training)
