@@ -7,12 +7,30 @@ import sys
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# keras_convit variant -> (timm ConViT, timm DeiT) of the same size.
-REFERENCES = {
-    "convit_tiny": ("convit_tiny", "vit_tiny_patch16_224"),
-    "convit_small": ("convit_small", "vit_small_patch16_224"),
-    "convit_base": ("convit_base", "vit_base_patch16_224"),
+# keras_convit preset -> timm's DeiT of the same width and heads.
+TIMM_DEIT = {
+    "convit_tiny": "vit_tiny_patch16_224",
+    "convit_small": "vit_small_patch16_224",
+    "convit_base": "vit_base_patch16_224",
 }
+
+
+def timm_references(variant):
+    """(timm ConViT, timm DeiT) of the preset `variant`. Imports keras_convit (and so Keras):
+    call it after `configure_device`."""
+    sys.path.insert(0, REPOSITORY)
+    from keras_convit.presets import PRESETS
+
+    return PRESETS[variant].reference_name, TIMM_DEIT[variant]
+
+
+def labels(variant):
+    """("ConViT-Ti", "DeiT-Ti") for the preset `variant`, from its description."""
+    sys.path.insert(0, REPOSITORY)
+    from keras_convit.presets import PRESETS
+
+    description = PRESETS[variant].description
+    return description, description.replace("ConViT", "DeiT")
 
 
 NUM_CLASSES = 1000
@@ -77,17 +95,16 @@ def keras_steps(variant, image_size, dtype, jit_compile, depth=None, explicit=Fa
     import numpy as np
 
     sys.path.insert(0, REPOSITORY)
-    from keras_convit.models.convit import CONFIGS, ConViT
+    from keras_convit.models.convit import from_preset
 
     if explicit:
         use_explicit_gpsa()
     keras.config.set_dtype_policy("mixed_bfloat16" if dtype == "bfloat16" else "float32")
-    model = ConViT(
-        **CONFIGS[variant],
+    model = from_preset(
+        variant,
         **reduced_depth(depth),
         input_shape=(image_size, image_size, 3),
         classes=NUM_CLASSES,
-        name=variant,
     )
     if jit_compile != "auto":
         model.jit_compile = jit_compile

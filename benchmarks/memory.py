@@ -12,11 +12,11 @@ import subprocess
 import sys
 
 from contestants import (
-    REFERENCES,
     backend_name,
     configure_device,
     keras_jit,
     keras_steps,
+    timm_references,
     timm_steps,
 )
 
@@ -144,7 +144,7 @@ def memory_figures(args, variant, dtype):
         ("train", "keras_convit"): dict(kind="keras", model=variant, explicit=False),
     }
     if not args.no_timm:
-        for role, name in zip(("timm_convit", "timm_deit"), REFERENCES[variant], strict=True):
+        for role, name in zip(("timm_convit", "timm_deit"), timm_references(variant), strict=True):
             specs[("forward", role)] = dict(kind="timm", model=name)
             specs[("train", role)] = dict(kind="timm", model=name)
     jobs = {}

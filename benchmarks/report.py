@@ -7,13 +7,7 @@ import os
 import platform
 import subprocess
 
-from contestants import REPOSITORY
-
-LABELS = {
-    "convit_tiny": ("ConViT-Ti", "DeiT-Ti"),
-    "convit_small": ("ConViT-S", "DeiT-S"),
-    "convit_base": ("ConViT-B", "DeiT-B"),
-}
+from contestants import REPOSITORY, labels
 
 
 def machine_description(device):
@@ -102,7 +96,7 @@ def markdown_tables(reports):
             ours = timings["keras_convit"]["images_per_s"]
             convit = timings.get("timm_convit", {}).get("images_per_s")
             deit = timings.get("timm_deit", {}).get("images_per_s")
-            convit_label, deit_label = LABELS[row["model"]]
+            convit_label, deit_label = labels(row["model"])
             lines.append(
                 f"| {convit_label} | {report['backend']} ({jit_label(report)}) | {row['dtype']} "
                 f"| {ours:.1f} | {convit or '-'} | {deit or '-'} "
@@ -128,7 +122,7 @@ def markdown_tables(reports):
                     return figures[label]["peak_mib"] if label in figures else "-"
 
                 lines.append(
-                    f"| {LABELS[row['model']][0]} | {report['backend']} ({jit_label(report)}) "
+                    f"| {labels(row['model'])[0]} | {report['backend']} ({jit_label(report)}) "
                     f"| {row['dtype']} | {mode} | {peak('keras_convit')} "
                     f"| {peak('keras_convit_explicit')} | {peak('timm_convit')} "
                     f"| {peak('timm_deit')} |"

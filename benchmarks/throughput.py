@@ -25,11 +25,12 @@ import statistics
 import time
 
 from contestants import (
-    REFERENCES,
     REPOSITORY,
+    TIMM_DEIT,
     configure_device,
     keras_jit,
     keras_steps,
+    timm_references,
     timm_steps,
 )
 from memory import memory_figures
@@ -39,7 +40,7 @@ from report import git_commit, machine_description, markdown_tables, versions, w
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--models", nargs="+", default=["convit_tiny", "convit_small"], choices=sorted(REFERENCES)
+        "--models", nargs="+", default=["convit_tiny", "convit_small"], choices=sorted(TIMM_DEIT)
     )
     parser.add_argument(
         "--dtypes",
@@ -134,7 +135,7 @@ def contestants(args, variant, dtype):
         )
     }
     if not args.no_timm:
-        for role, name in zip(("timm_convit", "timm_deit"), REFERENCES[variant], strict=True):
+        for role, name in zip(("timm_convit", "timm_deit"), timm_references(variant), strict=True):
             makers[role] = timm_steps(name, args.image_size, dtype, args.device, args.depth)
     return makers
 

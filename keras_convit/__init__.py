@@ -1,8 +1,7 @@
 """keras_convit: ConViT (d'Ascoli et al., ICML 2021) for Keras 3 on TensorFlow, JAX and PyTorch."""
 
-from keras_convit import analysis, data, distribution, layers, training, weights
+from keras_convit import analysis, data, distribution, layers, models, presets, training, weights
 from keras_convit.models import (
-    CONFIGS,
     ConViT,
     ConViTBase,
     ConViTBasePlus,
@@ -10,13 +9,15 @@ from keras_convit.models import (
     ConViTSmallPlus,
     ConViTTiny,
     ConViTTinyPlus,
+    from_preset,
 )
 from keras_convit.models.preprocessing import decode_predictions, preprocess_input
+from keras_convit.presets import PRESETS
 from keras_convit.version import __version__
 from keras_convit.weights import export_reference_weights
 
 __all__ = [
-    "CONFIGS",
+    "PRESETS",
     "ConViT",
     "ConViTBase",
     "ConViTBasePlus",
@@ -30,8 +31,11 @@ __all__ = [
     "decode_predictions",
     "distribution",
     "export_reference_weights",
+    "from_preset",
     "layers",
+    "models",
     "preprocess_input",
+    "presets",
     "training",
     "weights",
 ]

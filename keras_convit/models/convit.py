@@ -15,32 +15,25 @@ from keras_convit.layers.initializers import linear_kernel_initializer
 from keras_convit.models.input_validation import (
     resolve_image_input,
     validate_architecture,
+    validate_classifier_activation,
     validate_head,
 )
 from keras_convit.models.preprocessing import imagenet_rescaling
 from keras_convit.models.training_defaults import compile_classifier
+from keras_convit.presets import DEFAULT_INPUT_SIZE, PAPER_LAYOUT, get_preset
 from keras_convit.weights.loading import load_weights, validate_weights_argument
 
-# `hidden_dim` is the total width, all heads together (the reference's `embed_dim` is per head).
-CONFIGS = {
-    "convit_tiny": {"hidden_dim": 192, "num_heads": 4},
-    "convit_tiny_plus": {"hidden_dim": 256, "num_heads": 4},
-    "convit_small": {"hidden_dim": 432, "num_heads": 9},
-    "convit_small_plus": {"hidden_dim": 576, "num_heads": 9},
-    "convit_base": {"hidden_dim": 768, "num_heads": 16},
-    "convit_base_plus": {"hidden_dim": 1024, "num_heads": 16},
-}
-DEFAULT_INPUT_SHAPE = (224, 224, 3)
+DEFAULT_INPUT_SHAPE = (*DEFAULT_INPUT_SIZE, 3)
 
 
 def ConViT(
-    hidden_dim=192,
-    num_heads=4,
-    depth=12,
-    local_up_to_layer=10,
-    patch_size=16,
-    mlp_ratio=4.0,
-    qkv_bias=False,
+    hidden_dim,
+    num_heads,
+    depth=PAPER_LAYOUT["depth"],
+    local_up_to_layer=PAPER_LAYOUT["local_up_to_layer"],
+    patch_size=PAPER_LAYOUT["patch_size"],
+    mlp_ratio=PAPER_LAYOUT["mlp_ratio"],
+    qkv_bias=PAPER_LAYOUT["qkv_bias"],
     locality_strength=1.0,
     use_gpsa=True,
     use_conv_init=True,
@@ -68,7 +61,7 @@ def ConViT(
     (`blocks_3/attn/qk/kernel` is `blocks.3.attn.qk.weight`).
 
     Architecture args:
-        hidden_dim: int, the total width C, all heads together (ConViT-Ti: 192). The reference
+        hidden_dim: int, the total width C, all heads together. The reference
             code's `embed_dim` means the width per head; this argument does not.
         num_heads: int, must divide `hidden_dim`. The convolutional init puts the heads on a
             floor(sqrt(heads))^2 kernel; when `num_heads` is not a perfect square the remaining
@@ -80,9 +73,9 @@ def ConViT(
         mlp_ratio: float, MLP width as a multiple of `hidden_dim`.
         qkv_bias: bool, bias on the query/key/value projections.
         locality_strength: float alpha of the convolutional init (paper Eq. 7).
-        use_gpsa: bool. False replaces GPSA by plain self-attention in the first L blocks: the
-            DeiT baseline of the same size (`local_up_to_layer=0` also moves the class token to
-            the first block, as in DeiT).
+        use_gpsa: bool. False replaces GPSA by plain self-attention in the first L blocks, the
+            class token still joining in front of block L (the paper's in-place ablation);
+            `local_up_to_layer=0` moves the class token to the first block, as in DeiT.
         use_conv_init: bool, the convolutional initialisation of GPSA (paper section 3).
         trainable_gating: bool. False freezes the gating parameter lambda at 0 (sigma = 0.5),
             the paper's Table 3 ablation.
@@ -100,6 +93,7 @@ def ConViT(
         )
     validate_architecture(hidden_dim, num_heads, depth, local_up_to_layer, pooling)
     validate_head(include_top, pooling, classes)
+    validate_classifier_activation(classifier_activation, weights, include_top)
     validate_weights_argument(
         weights,
         include_top=include_top,
@@ -171,38 +165,40 @@ def ConViT(
     if weights is not None:
         load_weights(model, weights)
     if include_top and compile:
-        compile_classifier(model, classifier_activation)
+        compile_classifier(model)
     return model
 
 
-BASE_DOCSTRING = """Instantiates the {variant} architecture ({hidden_dim} wide, {num_heads} heads).
+VARIANT_DOCSTRING = """{description}: {hidden_dim} wide, {num_heads} heads, {depth} blocks.
 
-    ConViT (d'Ascoli et al., ICML 2021) is a vision transformer whose first 10 of 12 blocks use
-    gated positional self-attention (GPSA), initialised as a convolution; a class token joins
-    before the last two ordinary attention blocks.
+    ConViT (d'Ascoli et al., ICML 2021) is a vision transformer whose first {local_up_to_layer}
+    of {depth} blocks use gated positional self-attention (GPSA), initialised as a convolution;
+    a class token joins before the last ordinary attention blocks. The architecture is the
+    `keras_convit.presets.PRESETS["{name}"]` record.
 
     The model takes RGB images in [0, 255] (the ImageNet normalisation is inside it) unless
-    `include_preprocessing=False`. A classifier comes compiled (AdamW, sparse categorical
-    cross-entropy, accuracy), so `fit` works at once; `compile()` overrides it.
+    `include_preprocessing=False`. A classifier comes compiled (AdamW with the reference's
+    weight-decay exclusions, cross-entropy that takes integer or one-hot / soft labels,
+    accuracy), so `fit` works at once; `compile()` overrides it.
 
     Args:
         include_top: whether to include the classification head.
-        weights: None (random initialisation), "imagenet" (ConViT-Ti, S and B: the official
-            ImageNet-1k weights, downloaded once; with `include_top=True` they need
-            `classes=1000`), or the path to a weights file: Keras `.weights.h5`, or a timm /
-            official checkpoint (`.safetensors`, `.pth`, `.bin`). Checkpoints of another input
-            size load too: the position embedding is resampled to this model's grid.
+        weights: None (random initialisation), {imagenet_text}or the path to a weights file:
+            Keras `.weights.h5`, or a timm / official checkpoint (`.safetensors`, `.pth`,
+            `.bin`). Checkpoints of another input size load too: the position embedding is
+            resampled to this model's grid.
         input_tensor: optional Keras tensor (output of `keras.Input()`) to use as image input.
-        input_shape: (height, width, channels), static, default (224, 224, 3). Height and width
-            must be multiples of the patch size 16.
+        input_shape: (height, width, channels), static, default {input_shape}. Height and
+            width must be multiples of the patch size {patch_size}.
         pooling: "token" (the class token, default) or "avg" (mean of the patch tokens). With
             `include_top=False`, None returns the whole normed token sequence
             (batch, 1 + patches, {hidden_dim}).
         classes: number of classes of the head.
-        classifier_activation: activation of the head: "softmax" (default) or None for logits.
+        classifier_activation: activation of the head: "softmax" (default) or None for logits;
+            with weights, only these two (as `keras.applications`).
         include_preprocessing: whether the model normalises [0, 255] RGB input itself.
         compile: whether to compile a classifier with the default settings.
-        name: the model name.
+        name: the model name, default "{name}".
         **kwargs: further `keras_convit.ConViT` arguments, such as `drop_path_rate`, `use_gpsa`
             or `locality_strength`.
 
@@ -210,51 +206,174 @@ BASE_DOCSTRING = """Instantiates the {variant} architecture ({hidden_dim} wide, 
         A `keras.Model`.
 
     Example:
-    >>> model = keras_convit.{variant}(input_shape=(32, 32, 3), classes=10)
+    >>> model = keras_convit.{function}(input_shape=(32, 32, 3), classes=10)
     >>> tuple(model.predict(np.zeros((2, 32, 32, 3)), verbose=0).shape)
     (2, 10)
 """
 
 
-def _variant(function_name, config_name):
-    config = CONFIGS[config_name]
-
-    def build(
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling="token",
-        classes=1000,
-        classifier_activation="softmax",
-        include_preprocessing=True,
-        compile=True,
-        name=config_name,
-        **kwargs,
-    ):
-        return ConViT(
-            **config,
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            include_preprocessing=include_preprocessing,
-            compile=compile,
-            name=name,
-            **kwargs,
+def _build_variant(preset_name, arguments):
+    """`ConViT` with the preset's architecture and the variant function's `arguments`."""
+    preset = get_preset(preset_name)
+    arguments = dict(arguments)
+    kwargs = arguments.pop("kwargs")
+    clashing = sorted(set(kwargs) & set(preset.architecture))
+    if clashing:
+        raise ValueError(
+            f"{preset.function} fixes {', '.join(clashing)} (the {preset.name} architecture); "
+            "use keras_convit.ConViT to choose them."
         )
+    if arguments["name"] is None:
+        arguments["name"] = preset.name
+    if arguments["input_shape"] is None and arguments["input_tensor"] is None:
+        arguments["input_shape"] = (*preset.input_size, 3)
+    return ConViT(**preset.architecture, **arguments, **kwargs)
 
-    build.__name__ = build.__qualname__ = function_name
-    build.__doc__ = BASE_DOCSTRING.format(variant=function_name, **config)
-    return build
+
+def _document(function):
+    """Formats `VARIANT_DOCSTRING` for a variant function, from its preset."""
+    preset = get_preset(function.__name__)
+    imagenet_text = (
+        f'"imagenet" (the official ImageNet-1k weights, timm tag `{preset.imagenet_tag}`, '
+        "downloaded once; with `include_top=True` they need `classes=1000`), "
+        if preset.has_imagenet_weights
+        else ""
+    )
+    function.__doc__ = VARIANT_DOCSTRING.format(
+        **preset.architecture,
+        name=preset.name,
+        function=preset.function,
+        description=preset.description,
+        input_shape=(*preset.input_size, 3),
+        imagenet_text=imagenet_text,
+    )
+    return function
 
 
-ConViTTiny = _variant("ConViTTiny", "convit_tiny")
-ConViTTinyPlus = _variant("ConViTTinyPlus", "convit_tiny_plus")
-ConViTSmall = _variant("ConViTSmall", "convit_small")
-ConViTSmallPlus = _variant("ConViTSmallPlus", "convit_small_plus")
-ConViTBase = _variant("ConViTBase", "convit_base")
-ConViTBasePlus = _variant("ConViTBasePlus", "convit_base_plus")
+# Written out, as keras.applications does, so that `inspect.signature` and go-to-definition show
+# the real arguments; the architecture comes from the preset table.
+def ConViTTiny(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling="token",
+    classes=1000,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    compile=True,
+    name=None,
+    **kwargs,
+):
+    return _build_variant("convit_tiny", locals())
+
+
+def ConViTTinyPlus(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling="token",
+    classes=1000,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    compile=True,
+    name=None,
+    **kwargs,
+):
+    return _build_variant("convit_tiny_plus", locals())
+
+
+def ConViTSmall(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling="token",
+    classes=1000,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    compile=True,
+    name=None,
+    **kwargs,
+):
+    return _build_variant("convit_small", locals())
+
+
+def ConViTSmallPlus(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling="token",
+    classes=1000,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    compile=True,
+    name=None,
+    **kwargs,
+):
+    return _build_variant("convit_small_plus", locals())
+
+
+def ConViTBase(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling="token",
+    classes=1000,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    compile=True,
+    name=None,
+    **kwargs,
+):
+    return _build_variant("convit_base", locals())
+
+
+def ConViTBasePlus(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling="token",
+    classes=1000,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    compile=True,
+    name=None,
+    **kwargs,
+):
+    return _build_variant("convit_base_plus", locals())
+
+
+VARIANTS = {
+    function.__name__: _document(function)
+    for function in (
+        ConViTTiny,
+        ConViTTinyPlus,
+        ConViTSmall,
+        ConViTSmallPlus,
+        ConViTBase,
+        ConViTBasePlus,
+    )
+}
+
+
+def from_preset(preset, **kwargs):
+    """Any named model of `keras_convit.presets.PRESETS`, with `ConViT` arguments overriding
+    the preset's (architecture included: `depth=6` gives a shallower model of that width).
+
+    Example:
+    >>> model = keras_convit.models.from_preset("convit_digits", classes=10, compile=False)
+    >>> model.name, model.input_shape
+    ('convit_digits', (None, 16, 16, 3))
+    """
+    preset = get_preset(preset)
+    arguments = {"input_shape": (*preset.input_size, 3), "name": preset.name}
+    arguments.update(preset.architecture)
+    arguments.update(kwargs)
+    if "input_tensor" in kwargs and "input_shape" not in kwargs:
+        del arguments["input_shape"]
+    return ConViT(**arguments)

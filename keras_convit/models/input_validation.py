@@ -41,6 +41,21 @@ def validate_head(include_top, pooling, classes):
         )
 
 
+def validate_classifier_activation(classifier_activation, weights, include_top):
+    """keras.applications' rule: with weights and a head, the head ends in softmax or nothing."""
+    activation = keras.activations.get(classifier_activation)
+    if weights is None or not include_top:
+        return
+    allowed = (keras.activations.get("softmax"), keras.activations.get(None))
+    if activation not in allowed:
+        raise ValueError(
+            "Only None and 'softmax' are allowed as `classifier_activation` with pretrained "
+            f"weights and include_top=True; got classifier_activation={classifier_activation!r} "
+            f"with weights={weights!r}. Build with classifier_activation=None and apply your "
+            "activation to the logits."
+        )
+
+
 def resolve_image_input(input_tensor, input_shape, default_shape, patch_size, preprocessing):
     """Returns (image tensor, model inputs) after checking the image shape.
 

@@ -8,8 +8,8 @@ import os
 import keras
 import numpy as np
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from keras_convit.presets import IMAGENET_MEAN, IMAGENET_STD
+
 # (x / 255 - mean) / std as one multiply-add, the same arithmetic inside and outside the model.
 _SCALE = (1.0 / (255.0 * np.array(IMAGENET_STD))).tolist()
 _OFFSET = (-np.array(IMAGENET_MEAN) / np.array(IMAGENET_STD)).tolist()

@@ -3,6 +3,8 @@
 import math
 import re
 
+from keras_convit.presets import DEFAULT_INPUT_SIZE
+
 
 def infer_architecture(shapes, grid_size=None, num_heads=None):
     """`keras_convit.ConViT` arguments that rebuild the model a checkpoint was saved from.
@@ -10,7 +12,7 @@ def infer_architecture(shapes, grid_size=None, num_heads=None):
     Args:
         shapes: {reference key: shape} (PyTorch layout), e.g. from a state_dict.
         grid_size: (height, width) of the patch grid, when the file says it; otherwise it is
-            read from `pos_embed` (a square grid) or, without one, taken as 224x224 images.
+            read from `pos_embed` (a square grid) or, without one, taken as the paper's input size.
         num_heads: the head count, needed only when no block is GPSA (only `gating_param`
             reveals it).
 
@@ -19,13 +21,13 @@ def infer_architecture(shapes, grid_size=None, num_heads=None):
         `mlp_ratio`, `qkv_bias`, `use_gpsa`, `use_pos_embed`, `input_shape`, `include_top`,
         `classes` and `pooling`.
 
-    >>> shapes = {"patch_embed.proj.weight": (192, 3, 16, 16), "pos_embed": (1, 196, 192),
-    ...           "cls_token": (1, 1, 192), "blocks.0.attn.qk.weight": (384, 192),
-    ...           "blocks.0.attn.gating_param": (4,), "blocks.0.mlp.fc1.weight": (768, 192),
-    ...           "blocks.1.attn.qkv.weight": (576, 192), "head.weight": (1000, 192)}
+    >>> shapes = {"patch_embed.proj.weight": (64, 3, 16, 16), "pos_embed": (1, 196, 64),
+    ...           "cls_token": (1, 1, 64), "blocks.0.attn.qk.weight": (128, 64),
+    ...           "blocks.0.attn.gating_param": (4,), "blocks.0.mlp.fc1.weight": (256, 64),
+    ...           "blocks.1.attn.qkv.weight": (192, 64), "head.weight": (1000, 64)}
     >>> config = infer_architecture(shapes)
     >>> config["hidden_dim"], config["num_heads"], config["depth"], config["local_up_to_layer"]
-    (192, 4, 2, 1)
+    (64, 4, 2, 1)
     """
     shapes = {key: tuple(shape) for key, shape in shapes.items()}
     if "patch_embed.proj.weight" not in shapes:
@@ -54,7 +56,9 @@ def infer_architecture(shapes, grid_size=None, num_heads=None):
                 "command line's --image-size)."
             )
         grid_size = (side, side)
-    height, width = grid_size if grid_size is not None else (224 // patch_size,) * 2
+    if grid_size is None:
+        grid_size = tuple(side // patch_size for side in DEFAULT_INPUT_SIZE)
+    height, width = grid_size
     qkv_bias = any(key.endswith((".attn.qk.bias", ".attn.qkv.bias")) for key in shapes)
     return {
         "hidden_dim": hidden_dim,

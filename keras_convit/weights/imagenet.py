@@ -9,71 +9,55 @@ import urllib.request
 
 import keras
 
+from keras_convit.presets import IMAGENET_URL_TEMPLATE, PRESETS, preset_of_architecture
 from keras_convit.weights.checkpoints import detect_format, safetensors_header
 
-# The reference architecture of every checkpoint; only the width and head count differ.
-REFERENCE_ARCHITECTURE = {
-    "depth": 12,
-    "local_up_to_layer": 10,
-    "patch_size": 16,
-    "mlp_ratio": 4.0,
-    "qkv_bias": False,
-    "use_gpsa": True,
-    "use_pos_embed": True,
-}
-IMAGENET_TAGS = {name: f"{name}.fb_in1k" for name in ("convit_tiny", "convit_small", "convit_base")}
-_VARIANTS = {
-    (192, 4): "convit_tiny",
-    (256, 4): "convit_tiny_plus",
-    (432, 9): "convit_small",
-    (576, 9): "convit_small_plus",
-    (768, 16): "convit_base",
-    (1024, 16): "convit_base_plus",
-}
+# The builder switches a checkpoint of the paper's layout also needs (the presets fix the rest).
+REFERENCE_SWITCHES = {"use_gpsa": True, "use_pos_embed": True}
 # `{tag}` is replaced by the timm tag; a mirror or a local folder (file:///...) works the same way.
 URL_ENVIRONMENT_VARIABLE = "KERAS_CONVIT_WEIGHTS_URL"
-DEFAULT_URL = "https://huggingface.co/timm/{tag}/resolve/main/model.safetensors"
 CONNECT_TIMEOUT_S = 5.0
 DOWNLOAD_TIMEOUT_S = 60.0
 CACHE_SUBDIR = "models"
 
 
-def imagenet_variant(hidden_dim, num_heads, **architecture):
-    """The name of the ImageNet checkpoint for an architecture; ValueError if there is none.
+def imagenet_variant(**architecture):
+    """The preset name of the ImageNet checkpoint for `ConViT` arguments; ValueError if none.
 
-    >>> imagenet_variant(192, 4)
-    'convit_tiny'
+    >>> imagenet_variant(**PRESETS["convit_small"].architecture)
+    'convit_small'
     """
-    variant = _VARIANTS.get((hidden_dim, num_heads))
-    if variant is None or variant not in IMAGENET_TAGS:
-        described = f"{variant} " if variant else ""
+    preset = preset_of_architecture(architecture)
+    with_weights = [name for name, known in PRESETS.items() if known.has_imagenet_weights]
+    if preset is None or not preset.has_imagenet_weights:
+        described = (
+            f"the {preset.name} architecture" if preset else f"this architecture ({architecture})"
+        )
         raise ValueError(
-            f'weights="imagenet" exist for ConViT-Ti, S and B only (convit_tiny, convit_small, '
-            f"convit_base); the {described}architecture hidden_dim={hidden_dim}, "
-            f"num_heads={num_heads} has none (the '+' variants were never released). Use "
-            "weights=None, or the path to a checkpoint of this architecture."
+            f'weights="imagenet" exist for {", ".join(with_weights)} only; {described} has none '
+            "(the paper's '+' variants were never released). Use weights=None, or the path to a "
+            "checkpoint of this architecture."
         )
     different = {
-        key: value
-        for key, value in architecture.items()
-        if key in REFERENCE_ARCHITECTURE and value != REFERENCE_ARCHITECTURE[key]
+        key: architecture[key]
+        for key, value in REFERENCE_SWITCHES.items()
+        if architecture.get(key, value) != value
     }
     if different:
         raise ValueError(
-            f'weights="imagenet" ({variant}) need the reference architecture '
-            f"{REFERENCE_ARCHITECTURE}; got {different}."
+            f'weights="imagenet" ({preset.name}) need {REFERENCE_SWITCHES}; got {different}.'
         )
-    return variant
+    return preset.name
 
 
 def imagenet_weights_url(variant):
     """The URL of `variant`'s checkpoint; `$KERAS_CONVIT_WEIGHTS_URL` (with `{tag}`) overrides it.
 
-    >>> "convit_tiny.fb_in1k" in imagenet_weights_url("convit_tiny")
+    >>> imagenet_weights_url("convit_tiny") == PRESETS["convit_tiny"].url
     True
     """
-    template = os.environ.get(URL_ENVIRONMENT_VARIABLE) or DEFAULT_URL
-    return template.format(tag=IMAGENET_TAGS[variant])
+    template = os.environ.get(URL_ENVIRONMENT_VARIABLE) or IMAGENET_URL_TEMPLATE
+    return template.format(tag=PRESETS[variant].imagenet_tag)
 
 
 def _cache_dir():
@@ -87,11 +71,11 @@ def _cache_dir():
 
 
 def _cached_path(variant):
-    return os.path.join(_cache_dir(), CACHE_SUBDIR, f"{IMAGENET_TAGS[variant]}.safetensors")
+    return os.path.join(_cache_dir(), CACHE_SUBDIR, f"{PRESETS[variant].imagenet_tag}.safetensors")
 
 
 def _unavailable(variant, url, reason):
-    tag = IMAGENET_TAGS[variant]
+    tag = PRESETS[variant].imagenet_tag
     return ConnectionError(
         f"Cannot fetch the ImageNet weights of {variant} from {url}: {reason}. Without network "
         f"access, download timm's {tag} model.safetensors elsewhere (that URL) and pass its path: "
@@ -146,6 +130,7 @@ def fetch_imagenet_weights(variant):
             path = keras.utils.get_file(
                 fname=os.path.basename(_cached_path(variant)),
                 origin=url,
+                file_hash=PRESETS[variant].sha256,
                 cache_subdir=CACHE_SUBDIR,
                 cache_dir=_cache_dir(),
                 force_download=force_download,

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from keras_convit.weights import imagenet
+from keras_convit.weights.architecture import infer_architecture
 from keras_convit.weights.checkpoints import (
     GRID_METADATA_KEY,
     detect_format,
@@ -111,10 +112,14 @@ def read_state_dict(path):
 
 
 def _imagenet_variant_of(model):
-    shapes = {variable.path: tuple(variable.shape) for variable in model.weights}
-    hidden_dim = shapes.get("patch_embed/proj/kernel", (None,))[-1]
-    num_heads = shapes.get("blocks_0/attn/gating_param", (None,))[0]
-    return imagenet.imagenet_variant(hidden_dim, num_heads)
+    shapes = {reference_key(v.path): reference_shape(v.path, v.shape) for v in model.weights}
+    try:
+        architecture = infer_architecture(
+            shapes, grid_size=model.get_layer("patch_embed").grid_size
+        )
+    except ValueError as error:
+        raise ValueError(f'weights="imagenet" need a ConViT model: {error}') from error
+    return imagenet.imagenet_variant(**architecture)
 
 
 def load_reference_state_dict(model, state_dict, source_grid_size=None, source="state_dict"):

@@ -47,8 +47,8 @@ def to_reference_layout(variable_path, array):
 def reference_shape(variable_path, shape):
     """The reference (PyTorch) shape of a Keras variable of `shape` at `variable_path`.
 
-    >>> reference_shape("patch_embed/proj/kernel", (16, 16, 3, 192))
-    (192, 3, 16, 16)
+    >>> reference_shape("patch_embed/proj/kernel", (16, 16, 3, 64))
+    (64, 3, 16, 16)
     """
     shape = tuple(shape)
     if variable_path.endswith("/kernel"):

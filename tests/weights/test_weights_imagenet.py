@@ -12,6 +12,7 @@ import pytest
 from weights_helpers import perturb
 
 import keras_convit
+from keras_convit.presets import IMAGENET_URL_TEMPLATE
 from keras_convit.weights import export_reference_weights, imagenet, load_weights
 
 pytest.importorskip("safetensors")
@@ -36,7 +37,7 @@ def offline(monkeypatch):
     def unreachable(*args, **kwargs):
         raise OSError(101, "Network is unreachable")
 
-    monkeypatch.setenv(imagenet.URL_ENVIRONMENT_VARIABLE, imagenet.DEFAULT_URL)
+    monkeypatch.setenv(imagenet.URL_ENVIRONMENT_VARIABLE, IMAGENET_URL_TEMPLATE)
     monkeypatch.setattr(socket, "create_connection", unreachable)
     monkeypatch.setattr(socket, "getaddrinfo", unreachable)
 
@@ -88,7 +89,7 @@ def test_offline_fails_within_seconds_saying_how_to_pass_a_file(offline, tmp_pat
 
 def test_a_silent_network_times_out_quickly(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.setenv(imagenet.URL_ENVIRONMENT_VARIABLE, imagenet.DEFAULT_URL)
+    monkeypatch.setenv(imagenet.URL_ENVIRONMENT_VARIABLE, IMAGENET_URL_TEMPLATE)
     monkeypatch.setattr(imagenet, "CONNECT_TIMEOUT_S", 0.2)
     monkeypatch.setattr(socket, "create_connection", _silent)
     start = time.monotonic()
@@ -111,7 +112,7 @@ def test_plus_variants_have_no_imagenet_weights(offline):
 def test_imagenet_head_needs_1000_classes_and_the_reference_architecture(offline):
     with pytest.raises(ValueError, match=r"classes=1000.*classes=10"):
         keras_convit.ConViTTiny(weights="imagenet", classes=10)
-    with pytest.raises(ValueError, match=r"reference architecture.*'depth': 6"):
+    with pytest.raises(ValueError, match=r"convit_base only; this architecture.*'depth': 6"):
         keras_convit.ConViT(192, 4, depth=6, local_up_to_layer=4, weights="imagenet")
 
 
@@ -120,11 +121,15 @@ def test_load_weights_imagenet_picks_the_variant_from_the_model(mirror, monkeypa
     monkeypatch.setattr(
         imagenet, "fetch_imagenet_weights", lambda variant: requested.append(variant) or "x"
     )
-    model = keras_convit.ConViT(
-        192, 4, depth=2, local_up_to_layer=1, input_shape=(32, 32, 3), compile=False
-    )
+    model = keras_convit.ConViTTiny(input_shape=(32, 32, 3), compile=False)
     with pytest.raises(FileNotFoundError):
         load_weights(model, "imagenet")
+    assert requested == ["convit_tiny"]
+    shallow = keras_convit.from_preset(
+        "convit_tiny", depth=2, local_up_to_layer=1, input_shape=(32, 32, 3), compile=False
+    )
+    with pytest.raises(ValueError, match="has none"):
+        load_weights(shallow, "imagenet")  # refused before any download
     assert requested == ["convit_tiny"]
 
 
