@@ -2,21 +2,11 @@
 
 import keras
 
-# Reference `no_weight_decay()` names, in Keras variable paths.
-NO_WEIGHT_DECAY_PATHS = ("pos_embed/embedding", "cls_token/token")
+from keras_convit.models.labels import ClassifierAccuracy, ClassifierCrossentropy, outputs_logits
+from keras_convit.models.weight_decay import ConViTAdamW
 
-
-def no_weight_decay_variables(model):
-    """The variables the reference excludes from weight decay.
-
-    Every 1-D variable (biases, LayerNorm scales, GPSA gating parameters) plus the position
-    embedding and the class token. `pos_proj`'s kernel is decayed, as in the reference.
-    """
-    return [
-        variable
-        for variable in model.trainable_variables
-        if len(variable.shape) <= 1 or variable.path.endswith(NO_WEIGHT_DECAY_PATHS)
-    ]
+DEFAULT_LEARNING_RATE = 1e-3
+DEFAULT_WEIGHT_DECAY = 0.05
 
 
 def default_jit_compile():
@@ -34,15 +24,15 @@ def default_jit_compile():
     return "auto" if tf.distribute.has_strategy() else True
 
 
-def compile_classifier(model, classifier_activation):
-    """AdamW (lr 1e-3, weight decay 0.05 off the `no_weight_decay_variables`), sparse
-    categorical cross-entropy (from logits unless the head ends in a softmax) and accuracy."""
-    optimizer = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.05)
-    optimizer.exclude_from_weight_decay(var_list=no_weight_decay_variables(model))
-    from_logits = classifier_activation in (None, "linear")
+def compile_classifier(model):
+    """AdamW (lr 1e-3, weight decay 0.05 off the reference's no-decay variables), cross-entropy
+    on integer or one-hot / soft labels (from logits unless the head ends in a softmax) and
+    accuracy."""
     model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
-        metrics=["accuracy"],
+        optimizer=ConViTAdamW(
+            learning_rate=DEFAULT_LEARNING_RATE, weight_decay=DEFAULT_WEIGHT_DECAY
+        ),
+        loss=ClassifierCrossentropy(from_logits=outputs_logits(model)),
+        metrics=[ClassifierAccuracy()],
         jit_compile=default_jit_compile(),
     )

@@ -2,11 +2,18 @@
 
 import keras
 
-from keras_convit.models.training_defaults import default_jit_compile, no_weight_decay_variables
+from keras_convit.models.labels import (
+    ClassifierAccuracy,
+    ClassifierCrossentropy,
+    ClassifierTopKAccuracy,
+    outputs_logits,
+)
+from keras_convit.models.training_defaults import DEFAULT_WEIGHT_DECAY, default_jit_compile
+from keras_convit.models.weight_decay import ConViTAdamW
 
 BASE_LEARNING_RATE = 5e-4  # per 512 images
 REFERENCE_BATCH_SIZE = 512
-WEIGHT_DECAY = 0.05
+WEIGHT_DECAY = DEFAULT_WEIGHT_DECAY  # the default compile's, which is this recipe's
 WARMUP_EPOCHS = 5
 WARMUP_LEARNING_RATE = 1e-6
 MIN_LEARNING_RATE = 1e-5
@@ -78,21 +85,22 @@ def deit_recipe(
 ):
     """The `compile` arguments of the DeiT recipe: `model.compile(**deit_recipe(model, ...))`.
 
-    - AdamW (epsilon 1e-8), weight decay 0.05, not applied to `no_weight_decay_variables(model)`
-      (biases, norms, gating parameters, position embedding, class token);
+    - AdamW (epsilon 1e-8), weight decay 0.05, not applied to the reference's no-decay
+      variables (biases, norms, gating parameters, position embedding, class token): a
+      `ConViTAdamW`, which keeps them through `.keras` files and resumed runs;
     - learning rate `5e-4 * batch_size / 512` (or `learning_rate`), warmed up per step from 1e-6
       over `warmup_epochs`, then cosine-decayed to 1e-5 at the last step;
-    - cross-entropy on soft targets (MixUp/CutMix one-hot mixtures) with label smoothing 0.1;
-    - accuracy, and top-k accuracy when the model has more than k classes;
+    - cross-entropy with label smoothing 0.1 on integer labels or on one-hot / soft ones
+      (MixUp/CutMix mixtures, as `keras_convit.data` pipelines give): `ClassifierCrossentropy`;
+    - accuracy, and top-k accuracy when the model has more than k classes, on either labels;
     - optional global-norm gradient clipping and model EMA (`use_ema`: the optimizer keeps an
       average of the weights; `training_callbacks(use_ema=True)` evaluates with it, and `fit`
       ends with the averaged weights).
 
     Drop path 0.1 is a model argument: build the model with `drop_path_rate=DROP_PATH_RATE`.
-    Labels must be one-hot or soft (batch, classes), as `keras_convit.data` pipelines give.
 
     Args:
-        model: the (built) classifier; its last layer's activation decides `from_logits`.
+        model: the (built) classifier; `from_logits` follows `outputs_logits(model)`.
         batch_size: global batch size, for the learning-rate scaling.
         steps_per_epoch, epochs: the schedule's length.
 
@@ -118,7 +126,7 @@ def deit_recipe(
         warmup_learning_rate=warmup_learning_rate,
         min_learning_rate=min_learning_rate,
     )
-    optimizer = keras.optimizers.AdamW(
+    optimizer = ConViTAdamW(
         learning_rate=schedule,
         weight_decay=weight_decay,
         epsilon=1e-8,
@@ -126,24 +134,16 @@ def deit_recipe(
         use_ema=use_ema,
         ema_momentum=ema_momentum,
     )
-    optimizer.exclude_from_weight_decay(var_list=no_weight_decay_variables(model))
-    loss = keras.losses.CategoricalCrossentropy(
-        from_logits=_outputs_logits(model), label_smoothing=label_smoothing
+    loss = ClassifierCrossentropy(
+        from_logits=outputs_logits(model), label_smoothing=label_smoothing
     )
-    metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    metrics = [ClassifierAccuracy()]
     num_classes = model.outputs[0].shape[-1]
     if top_k and num_classes and num_classes > top_k:
-        metrics.append(keras.metrics.TopKCategoricalAccuracy(top_k, name=f"top{top_k}"))
+        metrics.append(ClassifierTopKAccuracy(top_k))
     return {
         "optimizer": optimizer,
         "loss": loss,
         "metrics": metrics,
         "jit_compile": default_jit_compile(),
     }
-
-
-def _outputs_logits(model):
-    """Whether the model's last layer outputs logits (no softmax activation)."""
-    activation = getattr(model.layers[-1], "activation", None)
-    name = getattr(activation, "__name__", str(activation))
-    return name not in ("softmax", "sigmoid")

@@ -125,7 +125,7 @@ def test_default_compile_and_overrides():
     model = tiny_convit()
     assert isinstance(model.optimizer, keras.optimizers.AdamW)
     assert model.optimizer.weight_decay == 0.05
-    assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
+    assert isinstance(model.loss, keras_convit.models.ClassifierCrossentropy)
     assert model.loss.from_logits is False
     logits = tiny_convit(classifier_activation=None)
     assert logits.loss.from_logits is True
@@ -140,7 +140,8 @@ def test_default_compile_and_overrides():
 
 def test_weight_decay_skips_biases_norms_embeddings_and_gates():
     model = tiny_convit()
-    decayed = {w.path for w in model.trainable_weights if model.optimizer._use_weight_decay(w)}
+    excluded = model.optimizer.excluded_variables(model.trainable_weights)
+    decayed = {w.path for w in model.trainable_weights} - {w.path for w in excluded}
     assert "blocks_0/attn/pos_proj/kernel" in decayed
     assert "blocks_0/attn/qk/kernel" in decayed
     for skipped in [

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_convit
-from keras_convit.models.training_defaults import no_weight_decay_variables
+from keras_convit.models import ClassifierCrossentropy, no_weight_decay_variables
 from keras_convit.training import deit_recipe, learning_rate_schedule, scaled_learning_rate
 
 
@@ -60,11 +60,11 @@ def test_recipe_settings():
     assert optimizer.weight_decay == pytest.approx(0.05)
     assert optimizer.epsilon == pytest.approx(1e-8)
     assert optimizer.global_clipnorm is None and not optimizer.use_ema
-    schedule = optimizer._learning_rate  # the schedule object, not its current value
+    schedule = keras.optimizers.schedules.deserialize(optimizer.get_config()["learning_rate"])
     assert float(schedule(50)) == pytest.approx(scaled_learning_rate(256))  # end of warm-up
     assert float(schedule(200)) == pytest.approx(1e-5, rel=1e-4)
     loss = recipe["loss"]
-    assert isinstance(loss, keras.losses.CategoricalCrossentropy)
+    assert isinstance(loss, ClassifierCrossentropy)
     assert loss.label_smoothing == pytest.approx(0.1)
     assert not loss.from_logits  # the default head ends in a softmax
     assert [metric.name for metric in recipe["metrics"]] == ["accuracy", "top5"]

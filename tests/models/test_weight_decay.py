@@ -1,0 +1,57 @@
+"""The reference's weight-decay exclusions survive a `.keras` round trip and a rebuilt optimizer."""
+
+import keras
+import numpy as np
+
+import keras_convit
+from keras_convit.models import ConViTAdamW, no_weight_decay_variables
+from keras_convit.training import deit_recipe
+
+UNDECAYED = ("gating_param", "norm1/gamma", "norm/gamma", "pos_embed/embedding", "cls_token/token")
+
+
+def tiny():
+    return keras_convit.ConViT(
+        32, 4, depth=2, local_up_to_layer=1, patch_size=8, input_shape=(32, 32, 3), classes=3
+    )
+
+
+def values(model):
+    return {v.path: keras.ops.convert_to_numpy(v) for v in model.trainable_variables}
+
+
+def test_a_saved_and_loaded_model_trains_on_with_the_same_exclusions(tmp_path, rng):
+    model = tiny()
+    # Values far from 0, so that a decay step (lr x 0.05 x value) would show on each of them.
+    model.get_layer("pos_embed").embedding.assign(np.ones((1, 16, 32), "float32"))
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert isinstance(loaded.optimizer, ConViTAdamW)
+
+    images = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    labels = np.array([0, 1, 2, 0])
+    before = values(model)
+    model.train_on_batch(images, labels)  # the step before saving
+    loaded.train_on_batch(images, labels)  # the same step after loading
+    trained, reloaded = values(model), values(loaded)
+    excluded = {v.path for v in loaded.optimizer.excluded_variables(loaded.trainable_variables)}
+    assert excluded == {v.path for v in no_weight_decay_variables(model)}
+    assert len(excluded) == 22
+    for path in trained:
+        np.testing.assert_allclose(reloaded[path], trained[path], atol=1e-6, err_msg=path)
+    checked = [path for path in trained if path.endswith(UNDECAYED) or "gating" in path]
+    assert len(checked) >= 6
+    for path in checked:
+        assert path in excluded
+        assert not np.allclose(trained[path], before[path]), f"{path} did not train"
+
+
+def test_the_recipe_optimizer_keeps_its_schedule_and_exclusions_through_a_file(tmp_path):
+    model = tiny()
+    model.compile(**deit_recipe(model, 4, 10, 3))
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert isinstance(loaded.optimizer, ConViTAdamW)
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    assert len(loaded.optimizer.excluded_variables(loaded.trainable_variables)) == 22
+    assert loaded.loss.get_config() == model.loss.get_config()
