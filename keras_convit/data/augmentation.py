@@ -5,12 +5,10 @@ import math
 
 import keras
 
-# Core Keras has no RandomResizedCrop. Its image augmentation layers share this base class, which
-# makes a layer safe inside tf.data under every backend (it switches to TensorFlow ops there) and
-# handles single images, batches and {"images", "labels"} dicts; it is not exported, so we import
-# it from its source path.
-from keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (
+from keras_convit._keras_compat import (
     BaseImagePreprocessingLayer,
+    layer_seed_generator,
+    with_fast_equalization,
 )
 
 
@@ -104,7 +102,7 @@ class RandomResizedCrop(BaseImagePreprocessingLayer):
 
     def _random_box(self, batch_size, image_height, image_width, seed, attempts=10):
         np_, random = self.backend.numpy, self.backend.random
-        seed = seed or self._get_seed_generator(self.backend._backend)
+        seed = seed or layer_seed_generator(self)
         area = image_height * image_width
         target_area = area * random.uniform(
             (batch_size, attempts), self.scale[0], self.scale[1], seed=seed
@@ -348,8 +346,7 @@ class Augmentation:
                 factor=self.rand_augment_factor,
                 seed=_offset(seed, 2),
             )
-            rand_augment.equalization = _Equalization(value_range=(0, 255))
-            layers.append(rand_augment)
+            layers.append(with_fast_equalization(rand_augment))
         return layers
 
     def erasing_layer(self, seed=None):
@@ -370,26 +367,6 @@ class Augmentation:
             alpha = min(self.cutmix_alpha, 1.0)
             cutmix = keras.layers.CutMix(factor=(alpha, alpha), seed=_offset(seed, 1))
         return mixup, cutmix
-
-
-class _Equalization(keras.layers.Equalization):
-    """Keras' Equalization, with its histogram chosen by the ops in use, not the backend.
-
-    Keras 3.15 picks a 256-step Python loop (for JAX jit) whenever the global backend is JAX,
-    even inside tf.data where TensorFlow ops run: that made RandAugment about 10x slower under
-    JAX than under the other backends. TensorFlow ops have a bincount.
-    """
-
-    def _custom_histogram_fixed_width(self, values, value_range, nbins):
-        if self.backend.name == "jax":
-            return super()._custom_histogram_fixed_width(values, value_range, nbins)
-        values = self.backend.cast(values, "float32")
-        low, high = value_range
-        indices = self.backend.cast((values - low) * (nbins - 1) / (high - low), "int32")
-        indices = self.backend.numpy.clip(indices, 0, nbins - 1)
-        return self.backend.numpy.bincount(
-            self.backend.numpy.reshape(indices, [-1]), minlength=nbins
-        )
 
 
 def _pair(size):

@@ -8,6 +8,8 @@ import os
 
 import keras
 
+from keras_convit._keras_compat import set_initial_epoch
+
 STATE_FILE = "state.json"
 
 
@@ -133,8 +135,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
         self.model.load_weights(self.last_weights_path)
-        # `fit` reads this after `on_train_begin` (as keras.callbacks.BackupAndRestore does).
-        self.model._initial_epoch = self.state["epoch"]
+        set_initial_epoch(self.model, self.state["epoch"])
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {key: _to_float(value) for key, value in (logs or {}).items()}

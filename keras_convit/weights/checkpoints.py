@@ -12,6 +12,8 @@ import zipfile
 
 import numpy as np
 
+from keras_convit._keras_compat import read_weights_file_layers
+
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
 # Metadata that `export_reference_weights` stores beside the tensors (safetensors only carries str).
@@ -243,37 +245,27 @@ def write_reference_checkpoint(state_dict, path, metadata=None):
 
 
 def read_keras_weights(path):
-    """{Keras variable path: numpy array} of a `.weights.h5` file, from its HDF5 layout.
+    """{Keras variable path: numpy array} of a `.weights.h5` file, without building a model.
 
-    Keras stores each layer under a group whose `vars` child carries the layer name as an
-    attribute and the layer's own variables as datasets "0", "1", ... in creation order; the
-    leaf names follow from the layer kind. Optimizer variables are not read.
+    The leaf names follow from the layer kind (Keras stores variables by position only).
+    Optimizer variables are not read.
     """
     import h5py
-
-    arrays = {}
-
-    def visit(group, prefix):
-        for child in group.values():
-            if not isinstance(child, h5py.Group) or "vars" not in child:
-                continue
-            layer_name = str(child["vars"].attrs.get("name", ""))
-            path = f"{prefix}/{layer_name}" if prefix else layer_name
-            datasets = child["vars"]
-            leaves = _leaf_names(layer_name)
-            for index in range(len(datasets)):
-                leaf = leaves[index] if index < len(leaves) else str(index)
-                arrays[f"{path}/{leaf}"] = np.asarray(datasets[str(index)])
-            visit(child, path)
 
     name = os.fspath(path)
     try:
         with h5py.File(name, "r") as file:
-            visit(file["layers"] if "layers" in file else file, "")
+            layers = read_weights_file_layers(file)
     except (OSError, KeyError, ValueError) as error:
         raise ValueError(
             f"Cannot read the Keras weights file {name!r} (truncated or corrupt?): {error}"
         ) from error
+    arrays = {}
+    for layer_path, values in layers:
+        leaves = _leaf_names(layer_path.rsplit("/", 1)[-1])
+        for index, value in enumerate(values):
+            leaf = leaves[index] if index < len(leaves) else str(index)
+            arrays[f"{layer_path}/{leaf}"] = value
     if not arrays:
         raise ValueError(f"The Keras weights file {name!r} holds no layer weights.")
     return arrays

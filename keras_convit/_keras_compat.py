@@ -1,0 +1,115 @@
+"""Every use of Keras' private API in keras_convit, each with why and the versions checked.
+
+Nothing else in the package may import `keras.src` or touch an underscored Keras attribute;
+when Keras changes one of these, this is the one file to read. Checked against Keras 3.15.1
+(the pinned version); `tests/test_keras_compat.py` exercises each one on every backend.
+"""
+
+import keras
+
+# Core Keras has no RandomResizedCrop. Its image augmentation layers share this base class, which
+# makes a layer safe inside tf.data under every backend (it switches to TensorFlow ops there) and
+# handles single images, batches and {"images", "labels"} dicts. It is not exported (3.15.1).
+from keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (  # noqa: E501
+    BaseImagePreprocessingLayer,
+)
+
+__all__ = [
+    "BaseImagePreprocessingLayer",
+    "HistogramEqualization",
+    "declare_metric_direction",
+    "layer_seed_generator",
+    "read_weights_file_layers",
+    "set_initial_epoch",
+    "with_fast_equalization",
+]
+
+
+def layer_seed_generator(layer):
+    """The seed generator of a `BaseImagePreprocessingLayer` for the ops in use.
+
+    Inside tf.data the layer runs TensorFlow ops under any backend, and needs a generator of
+    that backend; Keras' own random layers ask `_get_seed_generator(self.backend._backend)`,
+    which has no public form (3.15.1).
+    """
+    return layer._get_seed_generator(layer.backend._backend)
+
+
+def set_initial_epoch(model, epoch):
+    """Makes the running `fit` continue after `epoch` (0-based count of finished epochs).
+
+    Called from a callback's `on_train_begin`: `fit` reads `model._initial_epoch` after it, as
+    `keras.callbacks.BackupAndRestore` relies on; a callback has no public way to do this
+    (3.15.1). A caller that knows the epoch before `fit` passes `initial_epoch=` instead.
+    """
+    model._initial_epoch = epoch
+
+
+def declare_metric_direction(metric, direction):
+    """Marks a metric as better "up" or "down", as Keras' own metrics are marked.
+
+    `EarlyStopping` / `ModelCheckpoint(mode="auto")` read the private `_direction` of the
+    compiled metrics and refuse a metric without one (3.15.1); there is no public setter.
+    """
+    if direction not in ("up", "down"):
+        raise ValueError(f'`direction` must be "up" or "down", got {direction!r}.')
+    metric._direction = direction
+    return metric
+
+
+class HistogramEqualization(keras.layers.Equalization):
+    """Keras' Equalization, with its histogram chosen by the ops in use, not the backend.
+
+    Keras 3.15.1 picks a 256-step Python loop (for JAX jit) whenever the global backend is JAX,
+    even inside tf.data where TensorFlow ops run: that made RandAugment about 10x slower under
+    JAX than under the other backends. TensorFlow ops have a bincount. Overrides the private
+    `_custom_histogram_fixed_width` (3.15.1).
+    """
+
+    def _custom_histogram_fixed_width(self, values, value_range, nbins):
+        if self.backend.name == "jax":
+            return super()._custom_histogram_fixed_width(values, value_range, nbins)
+        values = self.backend.cast(values, "float32")
+        low, high = value_range
+        indices = self.backend.cast((values - low) * (nbins - 1) / (high - low), "int32")
+        indices = self.backend.numpy.clip(indices, 0, nbins - 1)
+        return self.backend.numpy.bincount(
+            self.backend.numpy.reshape(indices, [-1]), minlength=nbins
+        )
+
+
+def with_fast_equalization(rand_augment):
+    """`rand_augment` (a `keras.layers.RandAugment`) with `HistogramEqualization` swapped in.
+
+    RandAugment draws its operations by the attribute names in its private `_AUGMENT_LAYERS`
+    list, "equalization" among them (3.15.1); replacing that attribute is the only way in.
+    """
+    rand_augment.equalization = HistogramEqualization(value_range=rand_augment.value_range)
+    return rand_augment
+
+
+def read_weights_file_layers(file):
+    """[(layer path, [arrays in creation order])] of an open `.weights.h5` (an h5py.File).
+
+    Keras reads such a file only into a built model; to find the architecture a file holds
+    before building one, we read Keras' private HDF5 layout (`H5IOStore`, 3.15.1): each layer
+    is a group whose `vars` child carries the layer name as an attribute and the layer's own
+    variables as datasets "0", "1", ...; sublayers nest inside. Optimizer state is skipped.
+    """
+    import h5py
+    import numpy as np
+
+    layers = []
+
+    def visit(group, prefix):
+        for child in group.values():
+            if not isinstance(child, h5py.Group) or "vars" not in child:
+                continue
+            name = str(child["vars"].attrs.get("name", ""))
+            path = f"{prefix}/{name}" if prefix else name
+            datasets = child["vars"]
+            layers.append((path, [np.asarray(datasets[str(i)]) for i in range(len(datasets))]))
+            visit(child, path)
+
+    visit(file["layers"] if "layers" in file else file, "")
+    return layers
