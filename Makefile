@@ -22,7 +22,7 @@ venv: $(VENV)/.installed
 DEMO_FLAGS ?=
 demo: venv
 	KERAS_BACKEND=$${KERAS_BACKEND:-jax} OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} \
-		$(VENV)/bin/python -m keras_convit.train --output-dir runs/demo $(DEMO_FLAGS)
+		$(VENV)/bin/python -m keras_convit train --output-dir runs/demo $(DEMO_FLAGS)
 
 # One process per backend: Keras fixes its backend at import time.
 test: venv

@@ -17,8 +17,7 @@ import csv
 import json
 import os
 
-from keras_convit.training import TrainConfig, run_training
-from keras_convit.training.job import RunDirectoryError
+from keras_convit.training import RunDirectoryError, TrainConfig, run_training
 
 
 def parse_args(argv=None):

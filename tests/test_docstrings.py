@@ -13,9 +13,7 @@ import keras_convit
 
 def _modules():
     for info in pkgutil.walk_packages(keras_convit.__path__, prefix="keras_convit."):
-        if info.name.rsplit(".", 1)[-1].startswith("_") or info.name.endswith(
-            ("__main__", ".train")
-        ):
+        if info.name.rsplit(".", 1)[-1].startswith("_") or info.name.endswith(("__main__",)):
             continue
         yield info.name
 

@@ -21,6 +21,7 @@ from keras_convit.analysis.nonlocality import nonlocality
 from keras_convit.analysis.plots import (
     plot_attention_grid,
     plot_gating,
+    plot_learning_curves,
     plot_nonlocality,
     read_log,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "patch_grid",
     "plot_attention_grid",
     "plot_gating",
+    "plot_learning_curves",
     "plot_nonlocality",
     "predict_masked",
     "read_log",

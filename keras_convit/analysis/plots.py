@@ -1,7 +1,7 @@
-"""The paper's figures from an `AnalysisLogger` log or a model: nonlocality per layer across
-epochs (Figs. 4-5), gating per layer across epochs (Fig. 6), attention maps of a query patch over
-an image (Fig. 7). matplotlib is imported only here, when a figure is made, and drawn with Agg
-(no display needed, pyplot's global state untouched)."""
+"""The figures: from an `AnalysisLogger` log or a model, nonlocality per layer across epochs
+(paper Figs. 4-5), gating per layer across epochs (Fig. 6), attention maps of a query patch over
+an image (Fig. 7); and a training run's learning curves. matplotlib is imported only here, when
+a figure is made, and drawn with Agg (no display needed, pyplot's global state untouched)."""
 
 import json
 import os
@@ -188,6 +188,42 @@ def plot_attention_grid(
             if block_index == 0:
                 axis.set_title(f"head {head}", fontsize="small")
     figure.suptitle(f"{part} of query patch ({row}, {col})", fontsize="medium")
+    return _finish(figure, path)
+
+
+def plot_learning_curves(history, path=None):
+    """Loss, accuracy and learning rate per epoch, train and validation.
+
+    Args:
+        history: {log key: [value per epoch]}, e.g. `RunCheckpoint.history` or a Keras
+            `History.history`; None entries are skipped.
+        path: where to save the figure; None: don't.
+
+    Returns:
+        the `matplotlib.figure.Figure`.
+
+    Example:
+    >>> history = {"loss": [2.3, 1.1], "val_loss": [2.2, 1.3], "learning_rate": [1e-3, 1e-5]}
+    >>> [axis.get_title() for axis in plot_learning_curves(history).axes]
+    ['loss', 'accuracy', 'learning rate']
+    """
+    panels = [
+        ("loss", ("loss", "val_loss")),
+        ("accuracy", ("accuracy", "val_accuracy")),
+        ("learning rate", ("learning_rate",)),
+    ]
+    figure, axes = _figure(1, len(panels), (4.2 * len(panels), 3.4))
+    for axis, (title, keys) in zip(axes[0], panels, strict=True):
+        for key in keys:
+            points = [(i + 1, v) for i, v in enumerate(history.get(key) or []) if v is not None]
+            if points:
+                label = "validation" if key.startswith("val_") else "train"
+                axis.plot(*zip(*points, strict=True), marker=".", label=label)
+        axis.set_title(title)
+        axis.set_xlabel("epoch")
+        _integer_epochs(axis)
+        if len(axis.get_legend_handles_labels()[0]) > 1:
+            axis.legend()
     return _finish(figure, path)
 
 

@@ -1,34 +1,91 @@
-"""The `keras-convit` command: `keras-convit <command> --help` for each command."""
+"""The `keras-convit` command (also `python -m keras_convit`): `keras-convit COMMAND --help`.
+
+Each command is a module of this package with `configure_parser(parser)` and `run(args)`;
+`COMMANDS` lists them. A user error ends as one line, `keras-convit COMMAND: error: ...`, with
+exit status 2; `--debug` shows the traceback instead.
+"""
 
 import argparse
 import importlib
 import sys
 
-# command -> module defining `configure_parser(parser)` and `run(args) -> int`.
+from keras_convit.data.sources import DatasetUnavailableError
+from keras_convit.training.config import ConfigError
+from keras_convit.training.run_directory import RunDirectoryError
+
+# command -> one line of help; the module is keras_convit.cli.<command>.
 COMMANDS = {
-    "train": ("keras_convit.training.cli", "Train a ConViT (the main job)."),
-    "convert": ("keras_convit.weights.convert", "Convert weights between Keras and reference."),
+    "train": "Train a ConViT (the main job; with no flags, on the embedded digits).",
+    "convert": "Convert weights between Keras files and reference (timm) checkpoints.",
 }
+# What a user can cause by their arguments, files or environment: reported in one line.
+USER_ERRORS = (
+    ConfigError,
+    RunDirectoryError,
+    DatasetUnavailableError,
+    ValueError,
+    OSError,
+    ImportError,
+)
+USAGE_ERROR_STATUS = 2
+
+
+class CommandFailed(Exception):
+    """A command ran but did not succeed; its message is printed and `status` returned."""
+
+    def __init__(self, message, status=1):
+        super().__init__(message)
+        self.status = status
+
+
+def build_parser():
+    """The `keras-convit` parser with every command's sub-parser."""
+    parser = argparse.ArgumentParser(
+        prog="keras-convit",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f"keras_convit.cli.{name}")
+        subparser = commands.add_parser(name, help=help_text, description=help_text)
+        subparser.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show the full traceback of an error",
+        )
+        module.configure_parser(subparser)
+        subparser.set_defaults(run=module.run)
+    return parser
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="keras-convit", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = {}
-    for name, (module_name, help_text) in COMMANDS.items():
-        try:
-            modules[name] = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            # Skip a command whose module is absent, but not one that fails on its own imports.
-            missing = error.name or ""
-            if not (module_name == missing or module_name.startswith(missing + ".")):
-                raise
-            continue
-        modules[name].configure_parser(commands.add_parser(name, help=help_text))
-    args = parser.parse_args(argv)
-    return modules[args.command].run(args)
+    """Runs `keras-convit` with `argv` (default: the process arguments); returns the exit status.
+
+    Example:
+    >>> main(["convert", "missing.safetensors", "out.weights.h5"])
+    2
+    """
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return args.run(args) or 0
+    except CommandFailed as error:
+        if args.debug:
+            raise
+        print(f"keras-convit {args.command}: {one_line(error)}", file=sys.stderr)
+        return error.status
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
+        print(f"keras-convit {args.command}: error: {one_line(error)}", file=sys.stderr)
+        return USAGE_ERROR_STATUS
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def one_line(error):
+    """The message of `error` on one line (a multi-line message joined with "; ")."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return "; ".join(lines) or type(error).__name__
+

@@ -1,4 +1,4 @@
-"""`keras-convit train` (also `python -m keras_convit.train`): the main job.
+"""`keras-convit train`: the main job.
 
 With no flags it trains a small ConViT on scikit-learn's handwritten digits (offline, a few
 minutes on two CPU cores) and writes runs/digits-convit_digits/. Any other data set gets the
@@ -14,11 +14,12 @@ Examples:
 import argparse
 import json
 import os
-import sys
 
-from keras_convit.data.sources import DatasetUnavailableError
+from keras_convit.cli import CommandFailed
+from keras_convit.presets import PRESETS
 from keras_convit.training.callbacks import NonFiniteLossError
-from keras_convit.training.job import ConfigError, RunDirectoryError, TrainConfig, run_training
+from keras_convit.training.config import AUGMENTATIONS, DIGITS_DEFAULTS, PAPER_DEFAULTS, TrainConfig
+from keras_convit.training.job import run_training
 
 
 def configure_parser(parser):
@@ -26,7 +27,7 @@ def configure_parser(parser):
 
     Example:
     >>> import argparse
-    >>> parser = keras_convit.training.cli.configure_parser(argparse.ArgumentParser())
+    >>> parser = configure_parser(argparse.ArgumentParser())
     >>> args = parser.parse_args(["--epochs", "3", "--output-dir", "runs/x"])
     >>> args.epochs, args.output_dir, hasattr(args, "batch_size")  # absent: the default applies
     (3, 'runs/x', False)
@@ -43,13 +44,17 @@ def configure_parser(parser):
     )
     data.add_argument("--data-dir", default=hidden, help="TFDS data directory.")
     data.add_argument(
-        "--image-size", type=int, default=hidden, help="Input side (digits: 16; else 224)."
+        "--image-size",
+        type=int,
+        default=hidden,
+        help="Input side (default: the model preset's input size).",
     )
     data.add_argument(
         "--fraction",
         type=float,
         default=hidden,
-        help="Keep this share of each training class (deterministic; default 1).",
+        help="Keep this share of each training class (deterministic; default "
+        f"{_default('fraction')}).",
     )
     data.add_argument(
         "--no-scale-epochs",
@@ -62,14 +67,14 @@ def configure_parser(parser):
         "--validation-fraction",
         type=float,
         default=hidden,
-        help="Share of each training class held out to pick the best epoch (default 0.1; 0: "
-        "keep the last epoch).",
+        help="Share of each training class held out to pick the best epoch (default "
+        f"{_default('validation_fraction')}; 0: keep the last epoch).",
     )
     data.add_argument(
         "--augmentation",
-        choices=("deit", "light", "none"),
+        choices=AUGMENTATIONS,
         default=hidden,
-        help="Training augmentation (digits: light; else deit).",
+        help=f"Training augmentation ({_per_dataset('augmentation')}).",
     )
     data.add_argument("--repeats", type=int, default=hidden, help="Repeated augmentation count.")
 
@@ -77,8 +82,8 @@ def configure_parser(parser):
     model.add_argument(
         "--model",
         default=hidden,
-        help="convit_digits (digits default), convit_tiny (else), convit_small, convit_base, "
-        "... (ConViTTiny also works).",
+        help=f"A preset: {', '.join(PRESETS)} ({_per_dataset('model')}; ConViTTiny "
+        "and convit-tiny also work).",
     )
     model.add_argument(
         "--model-args",
@@ -92,12 +97,14 @@ def configure_parser(parser):
         default=hidden,
         help="Train the DeiT baseline of the same size (GPSA off).",
     )
-    model.add_argument("--drop-path", type=float, default=hidden, help="Drop path rate (0.1).")
+    model.add_argument(
+        "--drop-path", type=float, default=hidden, help=f"Drop path rate ({_default('drop_path')})."
+    )
 
     optimization = parser.add_argument_group("optimization (the DeiT recipe)")
-    optimization.add_argument("--epochs", type=int, default=hidden, help="digits: 50; else 300.")
+    optimization.add_argument("--epochs", type=int, default=hidden, help=_per_dataset("epochs"))
     optimization.add_argument(
-        "--batch-size", type=int, default=hidden, help="digits: 32; else 128."
+        "--batch-size", type=int, default=hidden, help=_per_dataset("batch_size")
     )
     optimization.add_argument(
         "--lr",
@@ -106,12 +113,23 @@ def configure_parser(parser):
         help="Peak learning rate (default: base-lr x batch size / 512).",
     )
     optimization.add_argument(
-        "--base-lr", type=float, default=hidden, help="Learning rate per 512 images (5e-4)."
+        "--base-lr",
+        type=float,
+        default=hidden,
+        help=f"Learning rate per 512 images ({_per_dataset('base_lr')}).",
     )
-    optimization.add_argument("--min-lr", type=float, default=hidden, help="Final rate (1e-5).")
-    optimization.add_argument("--warmup-epochs", type=float, default=hidden, help="5 (digits: 3).")
-    optimization.add_argument("--weight-decay", type=float, default=hidden, help="0.05.")
-    optimization.add_argument("--label-smoothing", type=float, default=hidden, help="0.1.")
+    optimization.add_argument(
+        "--min-lr", type=float, default=hidden, help=f"Final rate ({_default('min_lr')})."
+    )
+    optimization.add_argument(
+        "--warmup-epochs", type=float, default=hidden, help=_per_dataset("warmup_epochs")
+    )
+    optimization.add_argument(
+        "--weight-decay", type=float, default=hidden, help=str(_default("weight_decay"))
+    )
+    optimization.add_argument(
+        "--label-smoothing", type=float, default=hidden, help=str(_default("label_smoothing"))
+    )
     optimization.add_argument(
         "--ema",
         dest="use_ema",
@@ -119,11 +137,13 @@ def configure_parser(parser):
         default=hidden,
         help="Keep an EMA of the weights; validate and report with it.",
     )
-    optimization.add_argument("--ema-momentum", type=float, default=hidden, help="0.99996.")
+    optimization.add_argument(
+        "--ema-momentum", type=float, default=hidden, help=str(_default("ema_momentum"))
+    )
     optimization.add_argument(
         "--clip-norm", type=float, default=hidden, help="Global gradient-norm clipping (off)."
     )
-    optimization.add_argument("--seed", type=int, default=hidden, help="0.")
+    optimization.add_argument("--seed", type=int, default=hidden, help=str(_default("seed")))
     optimization.add_argument(
         "--analysis-every",
         type=int,
@@ -163,28 +183,26 @@ def run(args):
     """Runs the job for parsed `args`; returns the exit status (0 on success)."""
     # TensorFlow (tf.data) loads later under JAX and torch: keep its start-up INFO lines quiet.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    fields = {field for field in TrainConfig.__dataclass_fields__}
+    fields = set(TrainConfig.__dataclass_fields__)
     explicit = {key: value for key, value in vars(args).items() if key in fields}
-    config = TrainConfig(**explicit)
     try:
         run_training(
-            config,
+            TrainConfig(**explicit),
             output_dir=args.output_dir,
             resume=args.resume,
             overwrite=args.overwrite,
             explicit=tuple(explicit),
             verbose=args.verbose,
         )
-    except (ConfigError, RunDirectoryError, DatasetUnavailableError) as error:
-        print(f"keras-convit train: error: {error}", file=sys.stderr)
-        return 2
     except NonFiniteLossError as error:
-        print(f"keras-convit train: {error}", file=sys.stderr)
-        return 1
+        raise CommandFailed(str(error), status=1) from error
     return 0
 
 
-def main(argv=None):
-    """Entry point of `python -m keras_convit.train`."""
-    parser = configure_parser(argparse.ArgumentParser(prog="python -m keras_convit.train"))
-    return run(parser.parse_args(argv))
+def _default(field):
+    """A `TrainConfig` field's default, for the help texts."""
+    return TrainConfig.__dataclass_fields__[field].default
+
+
+def _per_dataset(key):
+    return f"digits: {DIGITS_DEFAULTS[key]}; else {PAPER_DEFAULTS[key]}"

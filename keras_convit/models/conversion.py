@@ -1,47 +1,15 @@
-"""`keras-convit convert SRC DST`: converts ConViT weights between Keras `.weights.h5` files and
-reference (timm / official) checkpoints, either way. The architecture is read from the tensor
-shapes of SRC; DST's kind follows its suffix (`.weights.h5` or `.safetensors`)."""
+"""Converting ConViT weights between Keras `.weights.h5` files and reference (timm / official)
+checkpoints, either way (`keras-convit convert`). The architecture is read from the tensor
+shapes of the source; the destination's kind follows its suffix."""
 
-import argparse
 import inspect
 import os
-import sys
 
-from keras_convit.models.convit import CONFIGS, ConViT
+from keras_convit.models.convit import ConViT
+from keras_convit.presets import PRESETS, preset_of_architecture
 from keras_convit.weights.architecture import infer_architecture
 from keras_convit.weights.export import export_reference_weights
 from keras_convit.weights.loading import load_reference_state_dict, read_state_dict
-
-
-def configure_parser(parser):
-    parser.description = __doc__
-    parser.add_argument("source", help="a .weights.h5, .safetensors, .pth or .bin file")
-    parser.add_argument("destination", help="the file to write: .weights.h5 or .safetensors")
-    parser.add_argument(
-        "--image-size",
-        type=int,
-        nargs=2,
-        metavar=("HEIGHT", "WIDTH"),
-        help="input size of the converted model (default: the source's); another size resamples "
-        "the position embedding, e.g. 384 384 to fine-tune 224x224 weights at 384x384",
-    )
-    parser.add_argument(
-        "--num-heads",
-        type=int,
-        help="head count, needed only for a source without GPSA blocks (nothing else shows it)",
-    )
-
-
-def run(args):
-    try:
-        config = convert_weights(
-            args.source, args.destination, image_size=args.image_size, num_heads=args.num_heads
-        )
-    except (ValueError, OSError, ImportError) as error:
-        print(f"keras-convit convert: error: {error}", file=sys.stderr)
-        return 1
-    print(f"Wrote {args.destination}, the weights of {describe(config)}")
-    return 0
 
 
 def convert_weights(source, destination, image_size=None, num_heads=None):
@@ -54,7 +22,7 @@ def convert_weights(source, destination, image_size=None, num_heads=None):
             source's resamples the position embedding.
         num_heads: the head count, for sources without GPSA blocks.
 
-    >>> import keras_convit, os, tempfile
+    >>> import os, tempfile
     >>> folder = tempfile.mkdtemp()
     >>> model = keras_convit.ConViT(
     ...     64, 4, depth=2, local_up_to_layer=1, input_shape=(32, 32, 3), classes=3
@@ -101,8 +69,16 @@ def _model_from(source, image_size, num_heads):
     return model, config
 
 
-def describe(config):
-    """`keras_convit.ConViT(...)` with the arguments that differ from the defaults."""
+def describe_architecture(config):
+    """`keras_convit.ConViT(...)` with the arguments that differ from the defaults, and the
+    preset whose architecture it is.
+
+    >>> describe_architecture({"hidden_dim": 64, "num_heads": 4, "depth": 2})
+    'keras_convit.ConViT(hidden_dim=64, num_heads=4, depth=2)'
+    >>> describe_architecture(dict(PRESETS["convit_small"].architecture)).endswith(
+    ...     "(the convit_small architecture)")
+    True
+    """
     defaults = {
         name: parameter.default for name, parameter in inspect.signature(ConViT).parameters.items()
     }
@@ -110,20 +86,7 @@ def describe(config):
         f"{name}={value!r}" for name, value in config.items() if defaults.get(name) != value
     )
     text = f"keras_convit.ConViT({arguments})"
-    width = {key: value for key, value in config.items() if key in ("hidden_dim", "num_heads")}
-    reference = dict(depth=12, local_up_to_layer=10, patch_size=16, mlp_ratio=4.0)
-    for name, variant in CONFIGS.items():
-        if variant == width and all(config[key] == value for key, value in reference.items()):
-            text += f" (the {name} architecture)"
+    preset = preset_of_architecture(config)
+    if preset is not None:
+        text += f" (the {preset.name} architecture)"
     return text
-
-
-def main(argv=None):
-    """`python -m keras_convit.weights.convert SRC DST`, the same as `keras-convit convert`."""
-    parser = argparse.ArgumentParser(prog="keras-convit convert")
-    configure_parser(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,27 +10,18 @@ from keras_convit.training.callbacks import (
     RunCheckpoint,
     write_history_csv,
 )
-from keras_convit.training.job import (
-    SMALL_MODELS,
-    ConfigError,
-    RunDirectoryError,
-    TrainConfig,
-    build_model,
-    plot_learning_curves,
-    prepare_run_directory,
-    run_training,
-    training_callbacks,
-)
+from keras_convit.training.config import ConfigError, TrainConfig
+from keras_convit.training.job import build_model, run_training, training_callbacks
 from keras_convit.training.recipe import (
     DROP_PATH_RATE,
     deit_recipe,
     learning_rate_schedule,
     scaled_learning_rate,
 )
+from keras_convit.training.run_directory import RunDirectoryError, prepare_run_directory
 
 __all__ = [
     "DROP_PATH_RATE",
-    "SMALL_MODELS",
     "ConfigError",
     "LearningRateLogger",
     "NonFiniteLossError",
@@ -41,7 +32,6 @@ __all__ = [
     "build_model",
     "deit_recipe",
     "learning_rate_schedule",
-    "plot_learning_curves",
     "prepare_run_directory",
     "run_training",
     "scaled_learning_rate",

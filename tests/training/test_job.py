@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from keras_convit.cli import main
+from keras_convit.cli.train import configure_parser
 from keras_convit.training import (
     ConfigError,
     RunDirectoryError,
@@ -13,7 +15,6 @@ from keras_convit.training import (
     build_model,
     prepare_run_directory,
 )
-from keras_convit.training.cli import configure_parser, run
 
 
 def _config(**settings):
@@ -64,12 +65,8 @@ def test_build_model_and_its_baseline():
     baseline = build_model(
         _config(image_size=16, baseline=True, model_args={"depth": 2, "local_up_to_layer": 1}), 10
     )
-    layer_types = {type(layer).__name__ for layer in model.get_layer("blocks_0")._flatten_layers()}
-    base_types = {
-        type(layer).__name__ for layer in baseline.get_layer("blocks_0")._flatten_layers()
-    }
-    assert "GatedPositionalSelfAttention" in layer_types
-    assert "GatedPositionalSelfAttention" not in base_types
+    assert type(model.get_layer("blocks_0").attn).__name__ == "GatedPositionalSelfAttention"
+    assert type(baseline.get_layer("blocks_0").attn).__name__ == "MultiHeadSelfAttention"
     assert model.output_shape == baseline.output_shape == (None, 10)
 
 
@@ -128,14 +125,13 @@ def test_default_directories_count_up(tmp_path, monkeypatch):
 
 
 def test_cli_reports_directory_errors_without_training(tmp_path, capsys):
-    import argparse
-
     _fake_run(tmp_path, _config(), "finished")
-    parser = configure_parser(argparse.ArgumentParser())
-    assert run(parser.parse_args(["--output-dir", str(tmp_path)])) == 2
-    assert "already holds a finished run" in capsys.readouterr().err
-    assert run(parser.parse_args(["--output-dir", str(tmp_path / "x"), "--fraction", "2"])) == 2
+    assert main(["train", "--output-dir", str(tmp_path)]) == 2
+    assert "keras-convit train: error: " in capsys.readouterr().err
+    assert main(["train", "--output-dir", str(tmp_path / "x"), "--fraction", "2"]) == 2
     assert "fraction must be in (0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # a refused start leaves nothing behind
+    parser = configure_parser(argparse.ArgumentParser())
     args = parser.parse_args(["--epochs", "3", "--model-args", '{"depth": 2}'])
     assert (args.epochs, args.model_args) == (3, {"depth": 2})
     assert not hasattr(args, "batch_size")  # absent flags take the data set's defaults

@@ -22,7 +22,7 @@ TINY_MODEL = '{"hidden_dim": 16, "num_heads": 2, "depth": 2, "local_up_to_layer"
 def test_killed_run_resumes_and_completes_with_the_same_epochs(tmp_path):
     run_dir = tmp_path / "run"
     command = [
-        sys.executable, "-m", "keras_convit.train", "--output-dir", str(run_dir),
+        sys.executable, "-m", "keras_convit", "train", "--output-dir", str(run_dir),
         "--image-size", "8", "--model-args", TINY_MODEL, "--batch-size", "16",
         "--fraction", "0.5", "--no-scale-epochs", "--epochs", "4", "--warmup-epochs", "1",
         "--verbose", "2",

@@ -10,13 +10,13 @@ import pytest
 from weights_helpers import TINY_KERAS, perturb, timm_or_skip
 
 import keras_convit
+from keras_convit.cli import main
 from keras_convit.weights import (
     export_reference_weights,
     infer_architecture,
     load_weights,
     reference_state_dict,
 )
-from keras_convit.weights.convert import main
 
 pytest.importorskip("safetensors")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,7 +39,7 @@ def test_the_command_converts_a_reference_checkpoint_to_keras(source, tmp_path):
     export_reference_weights(source, reference)
     destination = tmp_path / "converted.weights.h5"
     result = subprocess.run(
-        [sys.executable, "-m", "keras_convit.cli", "convert", str(reference), str(destination)],
+        [sys.executable, "-m", "keras_convit", "convert", str(reference), str(destination)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -58,7 +58,7 @@ def test_keras_weights_convert_to_reference_and_resample(source, tmp_path, capsy
     keras_file = tmp_path / "trained.weights.h5"
     source.save_weights(keras_file)
     exported = tmp_path / "exported.safetensors"
-    assert main([str(keras_file), str(exported), "--image-size", "48", "32"]) == 0
+    assert main(["convert", str(keras_file), str(exported), "--image-size", "48", "32"]) == 0
     assert "hidden_dim=64" in capsys.readouterr().out
     clone = keras_convit.ConViT(
         **{**TINY_KERAS, "local_up_to_layer": 1}, input_shape=(48, 32, 3), compile=False
@@ -68,7 +68,7 @@ def test_keras_weights_convert_to_reference_and_resample(source, tmp_path, capsy
         np.testing.assert_array_equal(got, expected)
 
     larger = tmp_path / "at_96x64.weights.h5"
-    assert main([str(exported), str(larger), "--image-size", "96", "64"]) == 0
+    assert main(["convert", str(exported), str(larger), "--image-size", "96", "64"]) == 0
     resized = keras_convit.ConViT(
         **{**TINY_KERAS, "local_up_to_layer": 1}, input_shape=(96, 64, 3), weights=str(larger)
     )
@@ -78,9 +78,9 @@ def test_keras_weights_convert_to_reference_and_resample(source, tmp_path, capsy
 def test_the_command_reports_errors_without_a_traceback(tmp_path, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_text("not weights")
-    assert main([str(notes), str(tmp_path / "out.weights.h5")]) == 1
+    assert main(["convert", str(notes), str(tmp_path / "out.weights.h5")]) == 2
     assert "not a Keras weights file" in capsys.readouterr().err
-    assert main([str(notes), str(tmp_path / "out.onnx")]) == 1
+    assert main(["convert", str(notes), str(tmp_path / "out.onnx")]) == 2
     assert "must end in .weights.h5" in capsys.readouterr().err
 
 

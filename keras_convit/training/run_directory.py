@@ -1,0 +1,143 @@
+"""The run directory of the main job: where a run goes, whether it resumes, and its status.
+
+A run directory holds:
+    run.json              the resolved settings and the status ("running", "failed", "finished")
+    checkpoint/           per-epoch state while the run is unfinished (see `RunCheckpoint`)
+    history.csv           one row per epoch: losses, accuracies, learning rate, seconds
+    best.weights.h5       the weights of the best validation epoch (the last one without
+                          validation), EMA weights when `use_ema`
+    model.keras           the whole model with those weights, compiled as it was trained
+    metrics.json          test accuracy and loss of that model on the held-out test split, ...
+    learning_curves.png   loss, accuracy and learning rate per epoch
+"""
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+
+import keras
+
+from keras_convit.training.config import TrainConfig
+from keras_convit.version import __version__
+
+RUN_FILE = "run.json"
+CHECKPOINT_DIR = "checkpoint"
+
+
+class RunDirectoryError(RuntimeError):
+    """The output directory cannot be used as asked; the message says why and what to do."""
+
+
+def prepare_run_directory(config, output_dir=None, resume=False, overwrite=False, explicit=()):
+    """Chooses the run directory and whether the run resumes; returns (path, config, resuming).
+
+    - A new or empty directory starts a new run.
+    - An unfinished run (killed or failed) with the same settings resumes: running the same
+      command again after a kill continues it.
+    - `resume=True` continues the unfinished run with its saved settings, changed by the
+      settings named in `explicit` (the flags given on the command line), if any.
+    - `overwrite=True` deletes a previous run (only a directory that holds one).
+    - Anything else is an error: an existing run is never silently overwritten.
+    Without `output_dir`, the run goes to runs/<name>, runs/<name>-2, ...: the first that is
+    free or holds an unfinished run with the same settings.
+
+    Example:
+    >>> import tempfile
+    >>> config = keras_convit.training.TrainConfig().resolved()
+    >>> path, _, resuming = keras_convit.training.prepare_run_directory(config, tempfile.mkdtemp())
+    >>> resuming
+    False
+    """
+    settings = dataclasses.asdict(config)
+    if output_dir is None:
+        if resume or overwrite:
+            raise RunDirectoryError("--resume and --overwrite need an explicit --output-dir.")
+        base = os.path.join("runs", config.run_name)
+        for index in range(1, 10_000):
+            path = base if index == 1 else f"{base}-{index}"
+            saved = read_run(path)
+            if not os.path.exists(path) or _is_empty(path):
+                return path, config, False
+            if saved and saved["status"] != "finished" and saved["settings"] == settings:
+                return path, config, True
+        raise RunDirectoryError(f"No free run directory under {base}-*.")
+
+    path = os.fspath(output_dir)
+    if not os.path.exists(path) or _is_empty(path):
+        if resume:
+            raise RunDirectoryError(f"--resume: there is no run to resume in {path}.")
+        return path, config, False
+    saved = read_run(path)
+    if saved is None:
+        raise RunDirectoryError(
+            f"{path} exists, is not empty and holds no keras-convit run ({RUN_FILE} is "
+            "missing); choose another --output-dir."
+        )
+    if overwrite:
+        shutil.rmtree(path)
+        return path, config, False
+    if saved["status"] == "finished":
+        raise RunDirectoryError(
+            f"{path} already holds a finished run ({_summary(path)}). Pass --overwrite to "
+            "replace it, or choose another --output-dir."
+        )
+    if resume:
+        merged = dict(saved["settings"])
+        merged.update({key: settings[key] for key in explicit})
+        return path, TrainConfig(**merged), True
+    if saved["settings"] == settings:
+        return path, config, True
+    differences = ", ".join(
+        f"{key}: {saved['settings'].get(key)!r} -> {value!r}"
+        for key, value in settings.items()
+        if saved["settings"].get(key) != value
+    )
+    raise RunDirectoryError(
+        f"{path} holds an unfinished run with other settings ({differences}). Pass --resume "
+        "to continue it (with its own settings, changed by the flags you give), --overwrite "
+        "to start again, or choose another --output-dir."
+    )
+
+
+def read_run(path):
+    """The `run.json` record of a run directory, or None."""
+    run_file = os.path.join(path, RUN_FILE)
+    if not os.path.exists(run_file):
+        return None
+    with open(run_file) as file:
+        return json.load(file)
+
+
+def write_run(path, config, status):
+    """Writes `run.json` (settings, status, backend, version) atomically."""
+    run_file = os.path.join(path, RUN_FILE)
+    temporary = f"{run_file}.tmp"
+    with open(temporary, "w") as file:
+        json.dump(
+            {
+                "status": status,
+                "settings": dataclasses.asdict(config),
+                "backend": keras.backend.backend(),
+                "keras_convit": __version__,
+            },
+            file,
+            indent=1,
+        )
+    os.replace(temporary, run_file)
+
+
+def _is_empty(path):
+    return os.path.isdir(path) and not os.listdir(path)
+
+
+def _summary(path):
+    metrics_file = os.path.join(path, "metrics.json")
+    if not os.path.exists(metrics_file):
+        return "no metrics.json"
+    with open(metrics_file) as file:
+        accuracy = json.load(file).get("test_accuracy")
+    return "test_accuracy " + (
+        "?" if accuracy is None or math.isnan(accuracy) else f"{accuracy:.4f}"
+    )
