@@ -12,6 +12,7 @@ from keras_convit.data.pipelines import (
     evaluation_batches,
     load_dataset,
 )
+from keras_convit.data.scan import ScanReport, default_cache_path, scan_folder
 from keras_convit.data.sources import (
     DatasetUnavailableError,
     Source,
@@ -27,8 +28,10 @@ __all__ = [
     "DataBundle",
     "DatasetUnavailableError",
     "RandomResizedCrop",
+    "ScanReport",
     "Source",
     "augmented_batches",
+    "default_cache_path",
     "digits_source",
     "evaluation_batches",
     "folder_source",
@@ -36,6 +39,7 @@ __all__ = [
     "load_digits",
     "resolve_source",
     "scaled_epochs",
+    "scan_folder",
     "split_per_class",
     "subsample_indices",
     "tfds_source",

@@ -7,6 +7,7 @@ validation splits are cheap and deterministic) and makes unbatched tf.data datas
 
 import dataclasses
 import os
+import warnings
 
 import numpy as np
 
@@ -29,7 +30,8 @@ class Source:
     returns an unbatched `tf.data.Dataset` of (image (h, w, 3) in [0, 255], uint8 or float32;
     int32 label) holding the examples at the sorted `indices` (all when None), in stored order,
     or, with `shuffle_seed`, in an order shuffled cheaply before decoding (file names for a
-    folder, files for TFDS), anew each epoch.
+    folder, files for TFDS), anew each epoch. `scan` is the `ScanReport` of a folder source
+    (see `scan_folder`), None for the others.
     """
 
     name: str
@@ -37,6 +39,7 @@ class Source:
     labels: dict
     make: object
     sizes: dict = None
+    scan: object = None
 
     def __post_init__(self):
         if self.sizes is None:
@@ -121,11 +124,15 @@ def digits_source(image_size=8, test_fraction=0.2, seed=0):
     )
 
 
-def folder_source(root, test_fraction=0.2, seed=0):
+def folder_source(root, test_fraction=0.2, seed=0, scan=None):
     """Images in `root/<class>/*.jpg|png|...`, or in `root/train/<class>/` and `root/test/`
     (or `val/`, `validation/`) with the same classes. Classes and files are taken in sorted
     order; without a test folder, `test_fraction` of each class is held out with `seed`.
     Missing test class folders are an error; a test class folder may be empty.
+
+    The folder is scanned first (`scan_folder`, cached in `root/.keras_convit_scan.json` or
+    under the Keras home): files that do not decode are left out, with a warning, and the
+    `ScanReport` is the source's `scan`. Pass `scan` (a report of this `root`) to reuse one.
 
     Example:
     >>> import pathlib, tempfile
@@ -137,31 +144,36 @@ def folder_source(root, test_fraction=0.2, seed=0):
     >>> source = keras_convit.data.folder_source(str(root), test_fraction=0.5)
     >>> source.class_names, len(source.labels["train"]), len(source.labels["test"])
     (('cat', 'dog'), 2, 2)
+    >>> source.scan.num_images, source.scan.unreadable
+    (4, ())
     """
-    train_root = os.path.join(root, "train")
-    split_folders = os.path.isdir(train_root)
-    class_root = train_root if split_folders else root
-    test_dir = next(
-        (
-            os.path.join(root, name)
-            for name in TEST_FOLDER_NAMES
-            if split_folders and os.path.isdir(os.path.join(root, name))
-        ),
-        None,
-    )
-    class_names = _class_folders(class_root)
-    if test_dir is not None:
-        train_files, train_labels = _list_images(class_root, class_names)
-        test_files, test_labels = _list_images(test_dir, class_names)
+    from keras_convit.data.scan import scan_folder  # scan.py reads this module's decoder
+
+    if scan is None:
+        scan = scan_folder(root)
+    elif os.path.abspath(scan.root) != os.path.abspath(root):
+        raise ValueError(f"scan is a report of {scan.root!r}, not of root={root!r}.")
+    if scan.unreadable:
+        warnings.warn(
+            f"{len(scan.unreadable)} image files under {root!r} do not decode and are left "
+            f"out: {scan.summary()}",
+            stacklevel=2,
+        )
+    class_names = scan.class_names
+    train_files, train_labels = _paths_and_labels(scan.files["train"], class_names)
+    if "test" in scan.files:
+        test_files, test_labels = _paths_and_labels(scan.files["test"], class_names)
     else:
         from keras_convit.data.subsampling import split_per_class
 
-        files, labels = _list_images(class_root, class_names)
-        kept, held_out = split_per_class(labels, test_fraction, seed=seed)
-        train_files, train_labels = files[kept], labels[kept]
-        test_files, test_labels = files[held_out], labels[held_out]
+        kept, held_out = split_per_class(train_labels, test_fraction, seed=seed)
+        test_files, test_labels = train_files[held_out], train_labels[held_out]
+        train_files, train_labels = train_files[kept], train_labels[kept]
     if len(train_files) == 0:
-        raise DatasetUnavailableError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {root!r}.")
+        unreadable = f" ({len(scan.unreadable)} unreadable)" if scan.unreadable else ""
+        raise DatasetUnavailableError(
+            f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {root!r}{unreadable}."
+        )
     files = {"train": train_files, "test": test_files}
 
     def make(split, indices=None, shuffle_seed=None):
@@ -183,6 +195,7 @@ def folder_source(root, test_fraction=0.2, seed=0):
         class_names=tuple(class_names),
         labels={"train": train_labels, "test": test_labels},
         make=make,
+        scan=scan,
     )
 
 
@@ -209,7 +222,12 @@ def tfds_source(name, data_dir=None, train_split="train", test_split=None):
         ) from error
     try:
         builder.download_and_prepare()
-    except Exception as error:  # any failure here means "not available"
+    except ImportError as error:  # a broken install, not a missing data set
+        raise ImportError(
+            f"Preparing TFDS {name!r} needs a module that is not installed ({error}): "
+            "pip install 'keras-convit[data]' (constraints.txt pins what TFDS imports)."
+        ) from error
+    except Exception as error:  # any other failure here means "not available"
         raise DatasetUnavailableError(
             _unavailable_message(name, builder, data_dir, error)
         ) from error
@@ -292,29 +310,10 @@ def _unavailable_message(name, builder, data_dir, error):
     )
 
 
-def _class_folders(root):
-    names = sorted(
-        entry.name
-        for entry in os.scandir(root)
-        if entry.is_dir() and not entry.name.startswith(".")
-    )
-    if not names:
-        raise DatasetUnavailableError(
-            f"{root!r} has no class sub-folders: a folder data set holds one sub-folder of "
-            "images per class (or train/ and test/ folders that do)."
-        )
-    return names
-
-
-def _list_images(root, class_names):
-    files, labels = [], []
-    for label, name in enumerate(class_names):
-        directory = os.path.join(root, name)
-        if not os.path.isdir(directory):
-            raise DatasetUnavailableError(f"Class folder {directory!r} is missing.")
-        names = sorted(n for n in os.listdir(directory) if n.lower().endswith(IMAGE_EXTENSIONS))
-        files.extend(os.path.join(directory, n) for n in names)
-        labels.extend([label] * len(names))
+def _paths_and_labels(files_per_class, class_names):
+    """`{class name: paths}` as (paths, int32 labels) arrays in class then path order."""
+    files = [path for name in class_names for path in files_per_class[name]]
+    labels = [label for label, name in enumerate(class_names) for _ in files_per_class[name]]
     return np.array(files, dtype=str), np.array(labels, dtype="int32")
 
 
@@ -328,8 +327,21 @@ def _decode_image(contents):
 
 
 def _as_rgb(image):
+    """(h, w, c) with c = 1 (grey), 2 (grey and alpha), 3 or 4 (RGBA) -> (h, w, 3); alpha is
+    dropped, as `tf.io.decode_image(..., channels=3)` drops it."""
     import tensorflow as tf
 
-    if image.shape[-1] == 1:
-        image = tf.image.grayscale_to_rgb(image)
+    channels = image.shape[-1]
+    if channels == 3:
+        return image
+    if channels in (1, 2):
+        return tf.image.grayscale_to_rgb(image[..., :1])
+    if channels == 4:
+        return image[..., :3]
+    if channels is not None:
+        raise ValueError(f"Images with {channels} channels: expected 1, 2, 3 or 4.")
+    # Channels known only when run: grey (and alpha) repeats channel 0, colour keeps 0, 1, 2.
+    picks = tf.where(tf.shape(image)[-1] < 3, tf.zeros(3, "int32"), tf.range(3))
+    image = tf.gather(image, picks, axis=-1)
+    image.set_shape(image.shape[:-1].concatenate([3]))
     return image

@@ -1,5 +1,7 @@
 """Data sources (digits, image folders, TFDS) and `load_dataset`."""
 
+import socket
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,9 @@ from keras_convit.data import (
     folder_source,
     load_dataset,
     resolve_source,
+    tfds_source,
 )
+from keras_convit.data.sources import _as_rgb
 
 tf = pytest.importorskip("tensorflow")
 
@@ -97,6 +101,64 @@ def test_undownloadable_tfds_dataset_says_how_to_provide_it(tmp_path, monkeypatc
     assert "network is unreachable" in message
     assert "--data-dir" in message and "downloads/manual" in message
     assert "sub-folder per class" in message
+
+
+def test_tfds_download_fails_on_the_network_not_on_an_import(tmp_path, monkeypatch):
+    """A real `download_and_prepare` of cifar10, its HTTP sent to 127.0.0.1:9 (nothing listens):
+    every module on the download path imports (constraints.txt pins importlib_resources, which
+    tensorflow-datasets 4.9.10 imports without declaring it), and the failure is the network."""
+    pytest.importorskip("tensorflow_datasets")
+    from tensorflow_datasets.core.download import downloader
+    from tensorflow_datasets.core.utils import gcs_utils
+
+    real_getaddrinfo, hosts = socket.getaddrinfo, []
+
+    def loopback(host, port, *args, **kwargs):
+        hosts.append(host)
+        return real_getaddrinfo("127.0.0.1", 9, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback)
+    monkeypatch.setattr(downloader, "MAX_RETRIES", 0)  # urllib3 would back off for minutes
+    monkeypatch.setattr(gcs_utils, "_is_gcs_disabled", True)  # no GCS client (not Python's sockets)
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(5)
+    try:
+        with pytest.raises(DatasetUnavailableError) as error:
+            tfds_source("cifar10", data_dir=str(tmp_path))
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
+    cause = error.value.__cause__
+    assert isinstance(cause, OSError) and not isinstance(cause, ImportError), repr(cause)
+    assert "Connection refused" in str(cause) or "Failed to establish" in str(cause)
+    assert hosts == ["www.cs.toronto.edu"]  # resolved to the loopback, never contacted
+    assert "downloads/manual" in str(error.value)
+
+
+def test_a_module_missing_from_the_tfds_chain_is_an_import_error(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def missing_module(self, *args, **kwargs):
+        raise ModuleNotFoundError("No module named 'importlib_resources'")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", missing_module)
+    with pytest.raises(ImportError, match="importlib_resources.*keras-convit\\[data\\]"):
+        resolve_source("cifar10", data_dir=str(tmp_path))
+
+
+def test_as_rgb_handles_grey_grey_alpha_and_rgba():
+    colour = np.arange(2 * 3 * 4, dtype="uint8").reshape(2, 3, 4)
+    for channels, expected in (
+        (1, np.repeat(colour[..., :1], 3, axis=-1)),
+        (2, np.repeat(colour[..., :1], 3, axis=-1)),
+        (3, colour[..., :3]),
+        (4, colour[..., :3]),
+    ):
+        image = tf.constant(colour[..., :channels])
+        np.testing.assert_array_equal(_as_rgb(image).numpy(), expected)
+        unknown = tf.function(_as_rgb, input_signature=[tf.TensorSpec((None, None, None), "uint8")])
+        np.testing.assert_array_equal(unknown(image).numpy(), expected)
+    with pytest.raises(ValueError, match="5 channels"):
+        _as_rgb(tf.zeros((2, 2, 5), "uint8"))
 
 
 @pytest.mark.slow
