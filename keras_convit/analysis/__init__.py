@@ -20,6 +20,7 @@ from keras_convit.analysis.masking import masked_accuracy, masked_model, predict
 from keras_convit.analysis.nonlocality import nonlocality
 from keras_convit.analysis.plots import (
     plot_attention_grid,
+    plot_confusion_matrix,
     plot_gating,
     plot_learning_curves,
     plot_nonlocality,
@@ -44,6 +45,7 @@ __all__ = [
     "nonlocality",
     "patch_grid",
     "plot_attention_grid",
+    "plot_confusion_matrix",
     "plot_gating",
     "plot_learning_curves",
     "plot_nonlocality",

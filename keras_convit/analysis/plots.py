@@ -227,6 +227,34 @@ def plot_learning_curves(history, path=None):
     return _finish(figure, path)
 
 
+def plot_confusion_matrix(matrix, class_names, path=None):
+    """A confusion matrix as a heat map with its counts: rows true classes, columns predicted.
+
+    Example:
+    >>> figure = plot_confusion_matrix([[5, 1], [0, 4]], ["cat", "dog"])
+    >>> figure.axes[0].get_xlabel(), figure.axes[0].get_ylabel()
+    ('predicted', 'true')
+    """
+    matrix = np.asarray(matrix)
+    side = min(2.0 + 0.45 * len(class_names), 12.0)
+    figure, axes = _figure(1, 1, (side + 1.0, side))
+    axis = axes[0, 0]
+    image = axis.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axis, shrink=0.8)
+    ticks = range(len(class_names))
+    axis.set_xticks(ticks, class_names, rotation=90 if len(class_names) > 6 else 0)
+    axis.set_yticks(ticks, class_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    if len(class_names) <= 30:
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for (row, column), count in np.ndenumerate(matrix):
+            color = "white" if count > threshold else "black"
+            axis.text(column, row, str(count), ha="center", va="center", color=color,
+                      fontsize="small")  # fmt: skip
+    return _finish(figure, path)
+
+
 def _query_cell(query, grid_height, grid_width):
     if query is None:
         return grid_height // 2, grid_width // 2

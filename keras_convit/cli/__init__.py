@@ -11,6 +11,7 @@ import sys
 
 from keras_convit.data.sources import DatasetUnavailableError
 from keras_convit.training.config import ConfigError
+from keras_convit.training.lock import RunLockedError
 from keras_convit.training.run_directory import RunDirectoryError
 
 # command -> one line of help; the module is keras_convit.cli.<command>.
@@ -22,6 +23,7 @@ COMMANDS = {
 USER_ERRORS = (
     ConfigError,
     RunDirectoryError,
+    RunLockedError,
     DatasetUnavailableError,
     ValueError,
     OSError,
@@ -38,18 +40,28 @@ class CommandFailed(Exception):
         self.status = status
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose usage errors are one line (argparse prints the usage too)."""
+
+    def error(self, message):
+        self.exit(USAGE_ERROR_STATUS, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser():
     """The `keras-convit` parser with every command's sub-parser."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="keras-convit",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         module = importlib.import_module(f"keras_convit.cli.{name}")
-        subparser = commands.add_parser(name, help=help_text, description=help_text)
+        subparser = commands.add_parser(
+            name, help=help_text, description=help_text, allow_abbrev=False
+        )
         subparser.add_argument(
             "--debug",
             action="store_true",
@@ -57,7 +69,7 @@ def build_parser():
             help="show the full traceback of an error",
         )
         module.configure_parser(subparser)
-        subparser.set_defaults(run=module.run)
+        subparser.set_defaults(run=module.run, parser=subparser)
     return parser
 
 
@@ -69,7 +81,9 @@ def main(argv=None):
     2
     """
     parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args, unknown = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if unknown:  # reported by the command's parser, so the message names the command
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.run(args) or 0
     except CommandFailed as error:
@@ -88,4 +102,3 @@ def one_line(error):
     """The message of `error` on one line (a multi-line message joined with "; ")."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return "; ".join(lines) or type(error).__name__
-

@@ -170,11 +170,16 @@ def configure_parser(parser):
         "--overwrite", action="store_true", help="Delete the run in --output-dir and start again."
     )
     run.add_argument(
+        "--accept-data-change",
+        action="store_true",
+        help="Resume even though the folder data set changed since the run began.",
+    )
+    run.add_argument(
         "--verbose",
         type=int,
         choices=(0, 1, 2),
-        default=1,
-        help="Keras fit verbosity: 1 progress bars (default), 2 one line per epoch.",
+        default=None,
+        help="0 silent, 1 progress bars, 2 one line per epoch (default: 1 on a terminal, else 2).",
     )
     return parser
 
@@ -193,6 +198,7 @@ def run(args):
             overwrite=args.overwrite,
             explicit=tuple(explicit),
             verbose=args.verbose,
+            accept_data_change=args.accept_data_change,
         )
     except NonFiniteLossError as error:
         raise CommandFailed(str(error), status=1) from error

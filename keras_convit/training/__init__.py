@@ -10,8 +10,9 @@ from keras_convit.training.callbacks import (
     RunCheckpoint,
     write_history_csv,
 )
-from keras_convit.training.config import ConfigError, TrainConfig
+from keras_convit.training.config import ConfigError, TrainConfig, small_data_defaults
 from keras_convit.training.job import build_model, run_training, training_callbacks
+from keras_convit.training.lock import RunLockedError, run_lock
 from keras_convit.training.recipe import (
     DROP_PATH_RATE,
     deit_recipe,
@@ -28,13 +29,16 @@ __all__ = [
     "NonFiniteLossGuard",
     "RunCheckpoint",
     "RunDirectoryError",
+    "RunLockedError",
     "TrainConfig",
     "build_model",
     "deit_recipe",
     "learning_rate_schedule",
     "prepare_run_directory",
+    "run_lock",
     "run_training",
     "scaled_learning_rate",
+    "small_data_defaults",
     "training_callbacks",
     "write_history_csv",
 ]

@@ -1,9 +1,12 @@
 """The settings of the main job and the defaults it takes per data set."""
 
 import dataclasses
+import inspect
+import math
 import os
 
 from keras_convit.data.subsampling import scaled_epochs
+from keras_convit.models.convit import ConViT
 from keras_convit.presets import PRESETS, canonical_name, get_preset
 from keras_convit.training import recipe
 
@@ -27,6 +30,54 @@ PAPER_DEFAULTS = {
     "augmentation": "deit",
 }
 AUGMENTATIONS = ("deit", "light", "none")
+
+# Below this many training images a folder or TFDS set is "small" and gets `small_data_defaults`
+# instead of the ImageNet recipe, whose batch of 128, linear learning-rate rule and 300 epochs
+# train nothing on a few hundred images (the rate of batch 16 is 1.6e-5).
+SMALL_DATA_IMAGES = 50_000
+SMALL_DATA_LEARNING_RATE = 1e-3  # AdamW's usual rate, the default compile's
+SMALL_DATA_STEPS = 3_000
+TINY_LEARNING_RATE = 5e-5  # AdamW from scratch barely moves below this (ImageNet: 5e-4)
+
+
+def small_data_defaults(train_size, batch_size=None, epochs=None):
+    """The defaults of a small data set of `train_size` training images (the rule the README
+    states); {} at `SMALL_DATA_IMAGES` or more, where the paper's recipe applies.
+
+    - batch size: the largest power of two at most `train_size / 8`, in [8, 128] (8 steps or
+      more per epoch);
+    - peak learning rate 1e-3, whatever the batch;
+    - epochs: enough for about 3,000 steps, in [30, 300];
+    - warm-up: a tenth of the epochs, at most the paper's 5;
+    - the light augmentation (crop and MixUp): DeiT's full set needs more steps than a small
+      set gives.
+
+    Example:
+    >>> keras_convit.training.small_data_defaults(400)
+    {'batch_size': 32, 'lr': 0.001, 'epochs': 250, 'warmup_epochs': 5, 'augmentation': 'light'}
+    """
+    if train_size >= SMALL_DATA_IMAGES:
+        return {}
+    if batch_size is None:
+        batch_size = min(128, max(8, 2 ** int(math.log2(max(train_size // 8, 1)))))
+    if epochs is None:
+        steps_per_epoch = max(train_size // batch_size, 1)
+        epochs = min(300, max(30, math.ceil(SMALL_DATA_STEPS / steps_per_epoch)))
+    return {
+        "batch_size": batch_size,
+        "lr": SMALL_DATA_LEARNING_RATE,
+        "epochs": epochs,
+        "warmup_epochs": min(recipe.WARMUP_EPOCHS, round(epochs / 10, 1)),
+        "augmentation": "light",
+    }
+
+
+# What `model_args` may set: the builder's arguments that the job does not set itself.
+MODEL_ARGUMENTS = tuple(
+    name
+    for name in inspect.signature(ConViT).parameters
+    if name not in ("input_tensor", "input_shape", "classes", "compile", "name", "weights")
+)
 
 
 class ConfigError(ValueError):
@@ -69,9 +120,18 @@ class TrainConfig:
     analysis_every: int = 0
     seed: int = 0
 
-    def resolved(self):
-        """A copy with the data set's defaults filled in and the learning rate computed."""
+    def resolved(self, train_size=None):
+        """A copy with the data set's defaults filled in and the learning rate computed.
+
+        `train_size`, the number of training images when known, makes a small folder or TFDS
+        set take `small_data_defaults` for the settings left None.
+        """
         defaults = DIGITS_DEFAULTS if self.dataset == "digits" else PAPER_DEFAULTS
+        if self.dataset != "digits" and train_size is not None:
+            small = small_data_defaults(train_size, self.batch_size, self.epochs)
+            if self.base_lr is not None:
+                small.pop("lr", None)  # a given --base-lr keeps the linear scaling rule
+            defaults = {**defaults, **small}
         values = dataclasses.asdict(self)
         for key, value in defaults.items():
             if values[key] is None:
@@ -93,6 +153,7 @@ class TrainConfig:
         """Raises `ConfigError` naming the first setting out of range (on a resolved config)."""
         checks = [
             ("model", self.model in PRESETS, f"one of {', '.join(PRESETS)}"),
+            ("model_args", isinstance(self.model_args, dict), 'a JSON object, e.g. {"depth": 6}'),
             ("augmentation", self.augmentation in AUGMENTATIONS, " or ".join(AUGMENTATIONS)),
             ("fraction", 0.0 < self.fraction <= 1.0, "in (0, 1]"),
             ("validation_fraction", 0.0 <= self.validation_fraction < 1.0, "in [0, 1)"),
@@ -109,6 +170,41 @@ class TrainConfig:
         for name, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"{name} must be {expected}, got {getattr(self, name)!r}.")
+        unknown = sorted(set(self.model_args) - set(MODEL_ARGUMENTS))
+        if unknown:
+            raise ConfigError(
+                f"model_args has unknown keras_convit.ConViT arguments {unknown}; known: "
+                f"{', '.join(MODEL_ARGUMENTS)}."
+            )
+
+    def warnings(self, steps_per_epoch):
+        """Settings that will likely train nothing, one sentence each (on a resolved config)."""
+        found = []
+        if self.warmup_epochs >= self.total_epochs:
+            found.append(
+                f"the warm-up ({self.warmup_epochs:g} epochs) is at least the run "
+                f"({self.total_epochs} epochs): the learning rate never reaches its peak; "
+                "lower --warmup-epochs or raise --epochs."
+            )
+        if self.lr < TINY_LEARNING_RATE:
+            found.append(
+                f"the peak learning rate {self.lr:.3g} is tiny (under {TINY_LEARNING_RATE:g}): "
+                "raise --lr or --base-lr."
+            )
+        patch_size = {**get_preset(self.model).architecture, **self.model_args}["patch_size"]
+        grid = self.image_size // patch_size
+        if grid < 2:
+            found.append(
+                f"--image-size {self.image_size} with {patch_size}x{patch_size} patches gives a "
+                f"{grid}x{grid} patch grid: GPSA needs at least 2x2 patches to be local; raise "
+                "--image-size or choose a model with smaller patches."
+            )
+        if steps_per_epoch * self.total_epochs < 10:
+            found.append(
+                f"only {steps_per_epoch * self.total_epochs} training steps in all: lower "
+                "--batch-size or raise --epochs."
+            )
+        return found
 
     @property
     def total_epochs(self):

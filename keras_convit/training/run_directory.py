@@ -7,8 +7,12 @@ A run directory holds:
     best.weights.h5       the weights of the best validation epoch (the last one without
                           validation), EMA weights when `use_ema`
     model.keras           the whole model with those weights, compiled as it was trained
-    metrics.json          test accuracy and loss of that model on the held-out test split, ...
+    metrics.json          test accuracy, loss, per-class accuracy and confusion matrix of that
+                          model on the held-out test split, ...
     learning_curves.png   loss, accuracy and learning rate per epoch
+    confusion_matrix.png  the test confusion matrix
+    unreadable.txt        the images of a folder data set that do not decode (left out)
+    .lock                 held by the process running in the directory (`run_lock`)
 """
 
 import dataclasses
@@ -19,11 +23,14 @@ import shutil
 
 import keras
 
+from keras_convit.training.callbacks import RunCheckpoint
 from keras_convit.training.config import TrainConfig
+from keras_convit.training.lock import LOCK_FILE
 from keras_convit.version import __version__
 
 RUN_FILE = "run.json"
 CHECKPOINT_DIR = "checkpoint"
+UNREADABLE_FILE = "unreadable.txt"
 
 
 class RunDirectoryError(RuntimeError):
@@ -38,7 +45,10 @@ def prepare_run_directory(config, output_dir=None, resume=False, overwrite=False
       command again after a kill continues it.
     - `resume=True` continues the unfinished run with its saved settings, changed by the
       settings named in `explicit` (the flags given on the command line), if any.
-    - `overwrite=True` deletes a previous run (only a directory that holds one).
+    - `overwrite=True` replaces a previous run (only a directory that holds one); the job
+      deletes it only once the new run can start (`clear_run_directory`).
+    - An unfinished run that committed no epoch holds nothing to keep: a run with other
+      settings replaces it.
     - Anything else is an error: an existing run is never silently overwritten.
     Without `output_dir`, the run goes to runs/<name>, runs/<name>-2, ...: the first that is
     free or holds an unfinished run with the same settings.
@@ -76,7 +86,6 @@ def prepare_run_directory(config, output_dir=None, resume=False, overwrite=False
             "missing); choose another --output-dir."
         )
     if overwrite:
-        shutil.rmtree(path)
         return path, config, False
     if saved["status"] == "finished":
         raise RunDirectoryError(
@@ -89,6 +98,8 @@ def prepare_run_directory(config, output_dir=None, resume=False, overwrite=False
         return path, TrainConfig(**merged), True
     if saved["settings"] == settings:
         return path, config, True
+    if not RunCheckpoint.read_state(os.path.join(path, CHECKPOINT_DIR)):
+        return path, config, False
     differences = ", ".join(
         f"{key}: {saved['settings'].get(key)!r} -> {value!r}"
         for key, value in settings.items()
@@ -110,26 +121,39 @@ def read_run(path):
         return json.load(file)
 
 
-def write_run(path, config, status):
-    """Writes `run.json` (settings, status, backend, version) atomically."""
+def write_run(path, config, status, data_fingerprint=None, error=None):
+    """Writes `run.json` (status, settings, data fingerprint, error, backend, version)
+    atomically."""
+    record = {
+        "status": status,
+        "settings": dataclasses.asdict(config),
+        "data_fingerprint": data_fingerprint,
+        "backend": keras.backend.backend(),
+        "keras_convit": __version__,
+    }
+    if error is not None:
+        record["error"] = error
     run_file = os.path.join(path, RUN_FILE)
     temporary = f"{run_file}.tmp"
     with open(temporary, "w") as file:
-        json.dump(
-            {
-                "status": status,
-                "settings": dataclasses.asdict(config),
-                "backend": keras.backend.backend(),
-                "keras_convit": __version__,
-            },
-            file,
-            indent=1,
-        )
+        json.dump(record, file, indent=1)
     os.replace(temporary, run_file)
 
 
+def clear_run_directory(path):
+    """Deletes everything in the run directory `path` but its lock."""
+    for name in os.listdir(path):
+        if name == LOCK_FILE:
+            continue
+        entry = os.path.join(path, name)
+        if os.path.isdir(entry) and not os.path.islink(entry):
+            shutil.rmtree(entry)
+        else:
+            os.remove(entry)
+
+
 def _is_empty(path):
-    return os.path.isdir(path) and not os.listdir(path)
+    return os.path.isdir(path) and not set(os.listdir(path)) - {LOCK_FILE}
 
 
 def _summary(path):

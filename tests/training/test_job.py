@@ -21,12 +21,15 @@ def _config(**settings):
     return TrainConfig(**settings).resolved()
 
 
-def _fake_run(path, config, status):
-    os.makedirs(path, exist_ok=True)
+def _fake_run(path, config, status, committed_epochs=1):
+    os.makedirs(os.path.join(path, "checkpoint"), exist_ok=True)
     from dataclasses import asdict
 
     with open(os.path.join(path, "run.json"), "w") as file:
         json.dump({"status": status, "settings": asdict(config)}, file)
+    if committed_epochs:
+        with open(os.path.join(path, "checkpoint", "state.json"), "w") as file:
+            json.dump({"epoch": committed_epochs}, file)
 
 
 def test_defaults_are_the_digits_job_and_the_paper_elsewhere():
@@ -85,7 +88,7 @@ def test_a_finished_run_is_never_overwritten(tmp_path):
     with pytest.raises(RunDirectoryError, match="finished run"):
         prepare_run_directory(config, tmp_path, resume=True)
     assert prepare_run_directory(config, tmp_path, overwrite=True)[2] is False
-    assert not tmp_path.exists()  # deleted only because --overwrite said so
+    assert (tmp_path / "run.json").exists()  # deleted by the job once the new run can start
 
 
 def test_a_directory_without_a_run_is_left_alone(tmp_path):
@@ -111,6 +114,12 @@ def test_unfinished_runs_resume_with_the_same_settings_or_explicitly(tmp_path):
     assert resuming and resumed.lr == 1e-4 and resumed.epochs == config.epochs
     with pytest.raises(RunDirectoryError, match="no run to resume"):
         prepare_run_directory(config, tmp_path / "nothing", resume=True)
+
+
+def test_an_unfinished_run_without_a_committed_epoch_gives_way(tmp_path):
+    _fake_run(tmp_path, _config(), "failed", committed_epochs=0)
+    other = _config(epochs=7)
+    assert prepare_run_directory(other, tmp_path) == (str(tmp_path), other, False)
 
 
 def test_default_directories_count_up(tmp_path, monkeypatch):
