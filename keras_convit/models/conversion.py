@@ -6,7 +6,7 @@ import inspect
 import os
 
 from keras_convit.models.convit import ConViT
-from keras_convit.presets import PRESETS, preset_of_architecture
+from keras_convit.presets import preset_of_architecture
 from keras_convit.weights.architecture import infer_architecture
 from keras_convit.weights.export import export_reference_weights
 from keras_convit.weights.loading import load_reference_state_dict, read_state_dict
