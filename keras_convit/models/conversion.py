@@ -75,7 +75,7 @@ def describe_architecture(config):
 
     >>> describe_architecture({"hidden_dim": 64, "num_heads": 4, "depth": 2})
     'keras_convit.ConViT(hidden_dim=64, num_heads=4, depth=2)'
-    >>> describe_architecture(dict(PRESETS["convit_small"].architecture)).endswith(
+    >>> describe_architecture(dict(keras_convit.PRESETS["convit_small"].architecture)).endswith(
     ...     "(the convit_small architecture)")
     True
     """
