@@ -22,7 +22,7 @@ Several machines (here 2 x 8 GPUs): on every machine, with its own --node-rank,
 (or `--rdzv-backend=c10d --rdzv-endpoint=10.0.0.1:29500` for elastic launches). No TPU support:
 PyTorch/XLA is not a Keras backend.
 
-Smoke test, 2 gloo processes on 127.0.0.1 (the script launches torchrun itself on a free port;
+Smoke test, 2 gloo processes on this machine (the script launches `torchrun --standalone`;
 it may also be started by torchrun directly):
 
     KERAS_BACKEND=torch python examples/distributed/torch_ddp.py --smoke
@@ -30,7 +30,6 @@ it may also be started by torchrun directly):
 
 import math
 import os
-import socket
 import subprocess
 import sys
 
@@ -52,15 +51,14 @@ def parse_args(argv=None):
 
 
 def launch_smoke(argv):
-    """--smoke outside torchrun: runs this script under torchrun, 2 processes on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    """--smoke outside torchrun: runs this script under torchrun, 2 processes on this machine.
+
+    `--standalone` lets torchrun's rendezvous bind a free local port itself: a port probed here
+    and released before torchrun binds it could be taken in between (a flaky smoke test)."""
     args = parse_args(argv)
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes=1",
-        f"--nproc-per-node={args.devices or 2}", "--master-addr=127.0.0.1",
-        f"--master-port={port}", os.path.abspath(__file__), *argv,
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
+        f"--nproc-per-node={args.devices or 2}", os.path.abspath(__file__), *argv,
     ]  # fmt: skip
     print(f"Launching: {' '.join(command[1:])}", flush=True)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}

@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 
+import numpy as np
 import pytest
 
 from keras_convit.cli import main
@@ -167,3 +168,18 @@ def test_analysis_flag_logs_every_epoch_and_plots(tmp_path):
     assert [record["epoch"] for record in records] == [1, 2]
     for figure in ("nonlocality.png", "gating.png"):
         assert (tmp_path / figure).stat().st_size > 1000
+
+
+def test_the_job_compiles_the_recipe_with_its_settings():
+    config = _config(label_smoothing=0.2, weight_decay=0.01, model_args={"depth": 2,
+                     "local_up_to_layer": 1})  # fmt: skip
+    model = build_model(config, 10)
+    arguments = config.compile_arguments(model, steps_per_epoch=40)
+    assert arguments["loss"].label_smoothing == 0.2
+    assert arguments["optimizer"].weight_decay == 0.01
+    # The loss really smooths: a confident right answer still costs something.
+    confident = np.array([[20.0] + [0.0] * 9], "float32")
+    probabilities = np.array([[1.0 - 9e-7] + [1e-7] * 9], "float32")
+    loss = arguments["loss"]
+    value = float(loss(np.array([0]), confident if loss.from_logits else probabilities))
+    assert value > 0.2
