@@ -34,7 +34,7 @@ def model_layers(model):
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)
     >>> [layer.name for layer in analysis.model_layers(model)][:4]
-    ['preprocessing', 'patch_embed', 'pos_embed', 'pos_drop']
+    ['input_check', 'preprocessing', 'patch_embed', 'pos_embed']
     """
     inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
     if not inputs or not outputs or len(inputs) != 1 or len(outputs) != 1:

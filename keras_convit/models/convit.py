@@ -12,6 +12,7 @@ from keras_convit.layers import (
     TransformerBlock,
 )
 from keras_convit.layers.initializers import linear_kernel_initializer
+from keras_convit.models.input_checks import ImageInputCheck
 from keras_convit.models.input_validation import (
     resolve_image_input,
     validate_architecture,
@@ -55,7 +56,8 @@ def ConViT(
 ):
     """Builds a ConViT of any size as a functional `keras.Model`.
 
-    Images flow through: preprocessing -> `patch_embed` -> `pos_embed` -> GPSA blocks
+    Images flow through: `input_check` (shape, integer images as 0-255 floats) ->
+    preprocessing -> `patch_embed` -> `pos_embed` -> GPSA blocks
     `blocks_0` .. `blocks_{L-1}` -> `cls_token` -> attention blocks `blocks_L` .. -> `norm` ->
     pooling -> `head`. Layer and variable paths mirror the reference module paths
     (`blocks_3/attn/qk/kernel` is `blocks.3.attn.qk.weight`).
@@ -118,7 +120,9 @@ def ConViT(
         include_preprocessing,
     )
 
-    x = image_input
+    # Keras' own input check lets a 1-channel batch through (it broadcasts it), and is skipped
+    # on JAX after the first call and on TensorFlow after a retrace; this one is not.
+    x = ImageInputCheck(tuple(image_input.shape[1:]), name="input_check")(image_input)
     if include_preprocessing:
         x = imagenet_rescaling()(x)
     patch_embed = PatchEmbedding(hidden_dim, patch_size, name="patch_embed")

@@ -106,6 +106,29 @@ def test_presets():
     ]
 
 
+def test_flip_mirrors_left_right_only():
+    # Rows and columns all differ, so an up-down flip cannot pass for a left-right one. The "none"
+    # preset's crop keeps the whole image at its size, so only the flip changes it.
+    image = np.arange(8 * 8 * 3, dtype="float32").reshape(8, 8, 3)
+    examples = tf.data.Dataset.from_tensor_slices(
+        (np.broadcast_to(image, (32, 8, 8, 3)), np.zeros(32, "int64"))
+    )
+    augmentation = Augmentation.none(flip=True)
+    assert [type(layer).__name__ for layer in augmentation.image_layers(8)] == [
+        "RandomResizedCrop",
+        "RandomFlip",
+    ]
+    batches = augmented_batches(examples, 32, 2, (8, 8), 32, augmentation, seed=0)
+    images = next(iter(batches))[0].numpy()
+
+    def equal(a, b):
+        return np.abs(a - b).max(axis=(1, 2, 3)) < 1e-3
+
+    unchanged, mirrored = equal(images, image), equal(images, image[:, ::-1])
+    assert np.all(unchanged | mirrored), "every image is either kept or mirrored left-right"
+    assert unchanged.any() and mirrored.any(), (unchanged.sum(), mirrored.sum())
+
+
 def _examples(count=12, shape=(20, 24, 3), num_classes=3):
     images = np.random.default_rng(0).uniform(0, 255, (count,) + shape).astype("float32")
     return tf.data.Dataset.from_tensor_slices((images, np.arange(count) % num_classes))

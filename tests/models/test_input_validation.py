@@ -69,5 +69,5 @@ def test_channels_first_is_refused():
 
 
 def test_variants_reject_architecture_overrides():
-    with pytest.raises(TypeError, match="hidden_dim"):
+    with pytest.raises(ValueError, match="fixes hidden_dim"):
         keras_convit.ConViTTiny(hidden_dim=64)
