@@ -72,8 +72,9 @@ def predict_masked(model, images, batch_size=32, **masking):
 
 
 def masked_accuracy(model, images, labels, batch_size=32, **masking):
-    """Top-1 accuracy of `model` on (`images`, integer `labels`) under a masking (keywords of
-    `masked_model`): one cell of the paper's Tables 5 and 6.
+    """Top-1 accuracy of `model` on (`images`, `labels`) under a masking (keywords of
+    `masked_model`): one cell of the paper's Tables 5 and 6. Labels are integers or one-hot /
+    soft (batch, classes), as `keras_convit.data` pipelines give (the top label counts).
 
     Example:
     >>> import numpy as np
@@ -87,5 +88,8 @@ def masked_accuracy(model, images, labels, batch_size=32, **masking):
     True
     """
     predictions = predict_masked(model, images, batch_size=batch_size, **masking)
-    labels = np.asarray(labels).reshape(-1)
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[-1] > 1:
+        labels = np.argmax(labels, axis=-1)
+    labels = labels.reshape(-1)
     return float(np.mean(np.argmax(predictions, axis=-1) == labels))

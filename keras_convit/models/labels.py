@@ -12,17 +12,23 @@ from keras_convit._keras_compat import declare_metric_direction
 
 
 def are_integer_labels(y_true, y_pred):
-    """Whether `y_true` holds class indices for the (batch, classes) `y_pred`, from shapes.
+    """Whether `y_true` holds class indices for the (batch, classes) `y_pred`, from static
+    shapes; None when they do not tell (a TensorFlow graph retraced with relaxed shapes).
 
     >>> are_integer_labels(np.zeros((4,)), np.zeros((4, 10)))
     True
     >>> are_integer_labels(np.zeros((4, 10)), np.zeros((4, 10)))
     False
     """
-    true_shape, predicted_shape = tuple(y_true.shape), tuple(y_pred.shape)
+    true_shape, predicted_shape = y_true.shape, y_pred.shape
+    if true_shape is None or getattr(true_shape, "rank", 0) is None:
+        return None
+    true_shape, predicted_shape = tuple(true_shape), tuple(predicted_shape)
     if len(true_shape) < len(predicted_shape):
         return True
-    return len(true_shape) == len(predicted_shape) and true_shape[-1] == 1 != predicted_shape[-1]
+    if len(true_shape) > len(predicted_shape) or true_shape[-1] is None:
+        return None
+    return true_shape[-1] == 1 != predicted_shape[-1]
 
 
 def class_distribution(y_true, y_pred):
@@ -33,10 +39,17 @@ def class_distribution(y_true, y_pred):
            [1., 0., 0.]], dtype=float32)
     """
     num_classes = y_pred.shape[-1]
-    if are_integer_labels(y_true, y_pred):
+    integers = are_integer_labels(y_true, y_pred)
+    if integers is False:
+        return keras.ops.cast(y_true, "float32")
+    if integers:
         indices = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
         return keras.ops.one_hot(indices, num_classes, dtype="float32")
-    return keras.ops.cast(y_true, "float32")
+    # Shapes unknown until run time: compute both readings, keep the one the shape asks for.
+    flat = keras.ops.reshape(y_true, (keras.ops.shape(y_pred)[0], -1))
+    one_hot = keras.ops.one_hot(keras.ops.cast(flat[:, 0], "int32"), num_classes, dtype="float32")
+    one_column = keras.ops.equal(keras.ops.shape(flat)[1], 1)
+    return keras.ops.where(one_column, one_hot, keras.ops.cast(flat, "float32"))
 
 
 def outputs_logits(model):

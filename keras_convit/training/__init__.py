@@ -4,13 +4,15 @@ model.compile(**keras_convit.training.deit_recipe(model, batch_size, steps_per_e
 """
 
 from keras_convit.training.callbacks import (
+    CheckpointWriteError,
     LearningRateLogger,
     NonFiniteLossError,
     NonFiniteLossGuard,
+    NonFiniteWeightsError,
     RunCheckpoint,
-    write_history_csv,
 )
 from keras_convit.training.config import ConfigError, TrainConfig, small_data_defaults
+from keras_convit.training.files import save_weights_safely, write_history_csv
 from keras_convit.training.job import build_model, run_training, training_callbacks
 from keras_convit.training.lock import RunLockedError, run_lock
 from keras_convit.training.recipe import (
@@ -22,11 +24,13 @@ from keras_convit.training.recipe import (
 from keras_convit.training.run_directory import RunDirectoryError, prepare_run_directory
 
 __all__ = [
+    "CheckpointWriteError",
     "DROP_PATH_RATE",
     "ConfigError",
     "LearningRateLogger",
     "NonFiniteLossError",
     "NonFiniteLossGuard",
+    "NonFiniteWeightsError",
     "RunCheckpoint",
     "RunDirectoryError",
     "RunLockedError",
@@ -37,6 +41,7 @@ __all__ = [
     "prepare_run_directory",
     "run_lock",
     "run_training",
+    "save_weights_safely",
     "scaled_learning_rate",
     "small_data_defaults",
     "training_callbacks",

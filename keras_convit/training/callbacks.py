@@ -1,20 +1,36 @@
 """Callbacks that make a run resumable and fail loudly: an atomic per-epoch checkpoint that also
 keeps the best weights and the full history, and a guard against a non-finite loss."""
 
-import csv
+import contextlib
+import errno
 import json
 import math
 import os
 
 import keras
+import numpy as np
 
 from keras_convit._keras_compat import set_initial_epoch
+from keras_convit.training.files import (
+    link_or_copy,
+    save_weights_safely,
+    write_history_csv,
+    write_json_atomically,
+)
 
 STATE_FILE = "state.json"
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class NonFiniteWeightsError(NonFiniteLossError):
+    """A weight became NaN or infinite at the end of an epoch (the loss may still be finite)."""
+
+
+class CheckpointWriteError(OSError):
+    """The checkpoint of an epoch could not be written; the committed one is kept."""
 
 
 class NonFiniteLossGuard(keras.callbacks.Callback):
@@ -55,8 +71,11 @@ class RunCheckpoint(keras.callbacks.Callback):
     weights with the optimizer state (so the schedule, AdamW moments and EMA resume exactly) and
     the best epoch's weights by `monitor`. A run killed at any moment, even mid-write, restarts
     from the last committed epoch; `fit(epochs=N)` then runs only the epochs left, so the run
-    ends with N epochs in all. With `history_csv`, the full history is rewritten there each
-    epoch. Place it after callbacks that add to the epoch logs.
+    ends with N epochs in all. An epoch whose weights are not all finite is never committed
+    (`NonFiniteWeightsError`), and one that cannot be written, e.g. on a full disk, raises
+    `CheckpointWriteError` (an `OSError`) with the committed state untouched. With
+    `history_csv`, the full history is rewritten there each epoch. Place it after callbacks
+    that add to the epoch logs.
 
     Args:
         directory: folder for the checkpoint (created).
@@ -136,16 +155,18 @@ class RunCheckpoint(keras.callbacks.Callback):
             optimizer.build(self.model.trainable_variables)
         self.model.load_weights(self.last_weights_path)
         set_initial_epoch(self.model, self.state["epoch"])
+        if self.history_csv:  # a kill between the commit and the CSV left it an epoch behind
+            self._write_history_csv(self.state)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {key: _to_float(value) for key, value in (logs or {}).items()}
+        _check_finite_weights(self.model, epoch + 1, self._kept())
         state = json.loads(json.dumps(self.state))
         for key, value in logs.items():
             values = state["history"].setdefault(key, [None] * state["epoch"])
             values.append(value)
         state["epoch"] = epoch + 1
         state["last_weights"] = f"epoch-{epoch + 1:04d}.weights.h5"
-        self._save_weights(state["last_weights"])
 
         value = logs.get(self.monitor) if self.monitor else None
         if value is None or not math.isfinite(value):
@@ -162,45 +183,44 @@ class RunCheckpoint(keras.callbacks.Callback):
             state["best_epoch"] = epoch + 1
             state["best_value"] = value
             state["best_weights"] = f"best-epoch-{epoch + 1:04d}.weights.h5"
-            self._save_weights(state["best_weights"])
-        _write_json_atomically(os.path.join(self.directory, STATE_FILE), state)
+        try:
+            previous = self.last_weights_path  # the same model: its file has the same size
+            size = os.path.getsize(previous) if previous else None
+            save_weights_safely(self.model, self.path(state["last_weights"]), size)
+            if improved:
+                link_or_copy(self.path(state["last_weights"]), self.path(state["best_weights"]))
+            write_json_atomically(os.path.join(self.directory, STATE_FILE), state)
+        except Exception as error:
+            self._remove_stale_files()  # this epoch's files: the committed state names none
+            raise CheckpointWriteError(
+                f"Cannot write the checkpoint of epoch {epoch + 1} in {self.directory}: "
+                f"{_reason(error)}. {self._kept()} {_then_resume(error)}"
+            ) from error
         self.state = state
         self._remove_stale_files()
         if self.history_csv:
-            write_history_csv(self.history_csv, state["history"])
+            self._write_history_csv(state)
 
-    def _save_weights(self, name):
-        # Keras needs the ".weights.h5" suffix; the temporary name keeps it.
-        temporary = os.path.join(self.directory, f"tmp-{name}")
-        self.model.save_weights(temporary, overwrite=True)
-        os.replace(temporary, os.path.join(self.directory, name))
+    def _kept(self):
+        if not self.epoch:
+            return "No epoch had been committed, so there is no checkpoint yet."
+        return f"The last good checkpoint (epoch {self.epoch}) is kept."
+
+    def _write_history_csv(self, state):
+        try:
+            write_history_csv(self.history_csv, state["history"])
+        except OSError as error:
+            raise CheckpointWriteError(
+                f"Cannot write {self.history_csv}: {_reason(error)}. Epoch {state['epoch']} "
+                f"is committed. {_then_resume(error)}"
+            ) from error
 
     def _remove_stale_files(self):
         keep = {STATE_FILE, self.state["last_weights"], self.state["best_weights"]}
         for name in os.listdir(self.directory):
             if name not in keep and (name.endswith(".weights.h5") or name.startswith("tmp-")):
-                os.remove(os.path.join(self.directory, name))
-
-
-def write_history_csv(path, history):
-    """Writes {key: [value per epoch]} as CSV with an `epoch` column (1-based), atomically."""
-    keys = sorted(history)
-    rows = max((len(values) for values in history.values()), default=0)
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["epoch", *keys])
-        for row in range(rows):
-            writer.writerow(
-                [row + 1]
-                + [
-                    ""
-                    if row >= len(history[key]) or history[key][row] is None
-                    else history[key][row]
-                    for key in keys
-                ]
-            )
-    os.replace(temporary, path)
+                with contextlib.suppress(OSError):  # cleaning up must not hide the real error
+                    os.remove(os.path.join(self.directory, name))
 
 
 class LearningRateLogger(keras.callbacks.Callback):
@@ -228,10 +248,33 @@ def _to_float(value):
     return float(keras.ops.convert_to_numpy(value))
 
 
-def _write_json_atomically(path, data):
-    temporary = f"{path}.tmp"
-    with open(temporary, "w") as file:
-        json.dump(data, file, indent=1)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+def _check_finite_weights(model, epoch, kept):
+    """Raises `NonFiniteWeightsError` if a weight is NaN or infinite: a finite loss does not
+    prove finite weights (a bad update after the last batch's loss, say)."""
+    bad = [v.path for v in model.weights if not np.isfinite(keras.ops.convert_to_numpy(v)).all()]
+    if bad:
+        raise NonFiniteWeightsError(
+            f"{len(bad)} of {len(model.weights)} weight tensors became NaN or infinite in epoch "
+            f"{epoch} (e.g. {bad[0]}); the epoch is not committed. {kept} Lower the learning "
+            "rate or clip gradients, then resume."
+        )
+
+
+def _os_error(error):
+    """The first `OSError` with an errno in the chain of `error`, or None."""
+    while error is not None and not (isinstance(error, OSError) and error.errno):
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def _reason(error):
+    """`error` in a few words, e.g. "No space left on device (ENOSPC)"."""
+    cause = _os_error(error)
+    if cause is None:
+        return f"{type(error).__name__}: {error}"
+    return f"{os.strerror(cause.errno)} ({errno.errorcode.get(cause.errno, cause.errno)})"
+
+
+def _then_resume(error):
+    full = getattr(_os_error(error), "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    return f"{'Free some space, then run' if full else 'Run'} the same command again to resume."

@@ -25,6 +25,7 @@ from keras_convit.training.callbacks import (
     NonFiniteLossGuard,
     RunCheckpoint,
 )
+from keras_convit.training.files import save_weights_safely
 from keras_convit.training.lock import LOCK_FILE, run_lock
 from keras_convit.training.report import held_out_report
 from keras_convit.training.run_directory import (
@@ -236,7 +237,7 @@ def _run_locked(
         "backend": keras.backend.backend(),
         "settings": dataclasses.asdict(config),
     }
-    model.save_weights(os.path.join(path, "best.weights.h5"), overwrite=True)
+    save_weights_safely(model, os.path.join(path, "best.weights.h5"))
     model.save(os.path.join(path, "model.keras"), overwrite=True)
     with open(os.path.join(path, "metrics.json"), "w") as file:
         json.dump(metrics, file, indent=1)

@@ -70,7 +70,7 @@ def test_timm_references_run_on_a_tiny_config(benchmarks):
         contestants.import_timm()
     except ImportError:
         pytest.skip("timm is not installed")
-    for name in contestants.REFERENCES["convit_tiny"]:
+    for name in contestants.timm_references("convit_tiny"):
         make = contestants.timm_steps(name, 32, "float32", "cpu", depth=2)
         for mode in ("forward", "train"):
             make(mode, 2)()
