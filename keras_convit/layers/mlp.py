@@ -1,4 +1,7 @@
+import math
+
 import keras
+from keras import ops
 
 from keras_convit.layers.initializers import linear_kernel_initializer
 
@@ -33,7 +36,7 @@ class MLP(keras.layers.Layer):
         self.dropout = keras.layers.Dropout(self.dropout_rate, dtype=self.dtype_policy)
 
     def call(self, inputs, training=None):
-        x = keras.activations.gelu(self.fc1(inputs), approximate=False)
+        x = erf_gelu(self.fc1(inputs))
         x = self.dropout(x, training=training)
         return self.dropout(self.fc2(x), training=training)
 
@@ -47,3 +50,12 @@ class MLP(keras.layers.Layer):
             "intermediate_dim": self.intermediate_dim,
             "dropout_rate": self.dropout_rate,
         }
+
+
+def erf_gelu(x):
+    """The exact GELU, x * Phi(x) = x / 2 * (1 + erf(x / sqrt(2))), as the reference's nn.GELU.
+
+    Written with `erf` because Keras' TensorFlow GELU lowers to `Erfc`, an op ONNX lacks.
+    """
+    return 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
+
