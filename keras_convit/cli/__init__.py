@@ -18,6 +18,8 @@ from keras_convit.training.run_directory import RunDirectoryError
 COMMANDS = {
     "train": "Train a ConViT (the main job; with no flags, on the embedded digits).",
     "convert": "Convert weights between Keras files and reference (timm) checkpoints.",
+    "predict": "Classify images with a model, weights or exported artefact (CSV or JSON).",
+    "export": "Export a model to a deployment format (ONNX, LiteRT, ...), checked in its runtime.",
 }
 # What a user can cause by their arguments, files or environment: reported in one line.
 USER_ERRORS = (
