@@ -55,7 +55,11 @@ class MLP(keras.layers.Layer):
 def erf_gelu(x):
     """The exact GELU, x * Phi(x) = x / 2 * (1 + erf(x / sqrt(2))), as the reference's nn.GELU.
 
-    Written with `erf` because Keras' TensorFlow GELU lowers to `Erfc`, an op ONNX lacks.
+    The same function, written per backend so that every export reads it: TensorFlow's own GELU
+    lowers to `Erfc`, an op ONNX lacks, so it is written with `erf` there; JAX's own GELU uses
+    `erfc`, where `lax.erf` would lower to a StableHLO composite that TensorFlow's
+    `XlaCallModule` (a JAX SavedModel) cannot read (jax 0.10.2, tensorflow 2.21).
     """
-    return 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
-
+    if keras.backend.backend() == "tensorflow":
+        return 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
+    return keras.activations.gelu(x, approximate=False)
