@@ -18,7 +18,7 @@ import os
 
 import keras
 
-from keras_convit.cli.predict import load_keras_model
+from keras_convit.cli.predict import load_keras_model, model_kind
 from keras_convit.deploy.class_names import read_class_names, sidecar_path, write_class_names
 from keras_convit.presets import PRESETS
 
@@ -58,6 +58,8 @@ def configure_parser(parser):
 def run(args):
     """Exports, checks the artefact in its runtime, and prints its path and difference."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    if model_kind(args.model, args.variant) == "artifact":
+        raise ValueError(f"{args.model!r} is already an exported artefact: export a .keras file")
     formats = _formats()
     if args.format not in formats:
         raise ValueError(
