@@ -130,6 +130,19 @@ def test_globs_and_files_mix_and_a_missing_one_is_skipped(workspace, capsys):
     assert err[0].startswith(f"keras-convit predict: skipped {workspace.images / 'gone.png'}: ")
 
 
+def test_a_progress_bar_shows_on_a_terminal_and_never_in_the_csv(workspace, capsys, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["predict", str(workspace.keras_model), str(workspace.images)]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert [row[0] for row in rows[1:]] == workspace.good
+    assert "6/6" in terminal.getvalue()  # every listed file, the two skipped included
+
+
 BAD = [
     (["{tmp}/missing.keras", "{images}"], "no model at"),
     (["{tmp}/model.pkl", "{images}"], "unknown kind of model"),
