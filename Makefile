@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BACKENDS ?= tensorflow jax torch
 PYTEST_ARGS ?=
-EXTRAS = tensorflow-cpu,jax,torch,data,dev
+EXTRAS = tensorflow-cpu,jax,torch,data,export,dev
 
 .PHONY: venv demo test lint clean
 

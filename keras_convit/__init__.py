@@ -1,6 +1,16 @@
 """keras_convit: ConViT (d'Ascoli et al., ICML 2021) for Keras 3 on TensorFlow, JAX and PyTorch."""
 
-from keras_convit import analysis, data, distribution, layers, models, presets, training, weights
+from keras_convit import (
+    analysis,
+    data,
+    deploy,
+    distribution,
+    layers,
+    models,
+    presets,
+    training,
+    weights,
+)
 from keras_convit.models import (
     ConViT,
     ConViTBase,
@@ -29,6 +39,7 @@ __all__ = [
     "analysis",
     "data",
     "decode_predictions",
+    "deploy",
     "distribution",
     "export_reference_weights",
     "from_preset",

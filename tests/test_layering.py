@@ -26,6 +26,7 @@ FORBIDDEN = {
              "keras_convit.weights"),
     "analysis": ("keras_convit.training", "keras_convit.cli"),
     "training": ("keras_convit.cli",),
+    "deploy": ("keras_convit.training", "keras_convit.cli", "keras_convit.analysis"),
 }  # fmt: skip
 
 
