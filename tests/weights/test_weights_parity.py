@@ -13,6 +13,7 @@ from weights_helpers import (
     perturb,
     photo,
     seeded_timm_convit,
+    timm_forward,
     timm_or_skip,
 )
 
@@ -126,3 +127,22 @@ def test_a_224_checkpoint_loads_at_256x128_and_is_unchanged_at_224(tmp_path, rng
 
 def _pos_embed(model):
     return keras.ops.convert_to_numpy(model.get_layer("pos_embed").embedding)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch",
+    reason="run once, in the torch session: a 224x224 export takes a minute on 2 cores",
+)
+def test_converted_tiny_exported_to_onnx_matches_timm_in_onnxruntime(tmp_path, rng):
+    """The seam of weights and deployment: timm weights -> keras_convit -> ONNX -> onnxruntime."""
+    from keras_convit.deploy import export_model, load_artifact
+
+    model, reference = converted("ConViTTiny", seed=7)
+    report = export_model(model, tmp_path / "convit_tiny.onnx", format="onnx")
+    images = np.concatenate([photo(), rng.uniform(0, 255, (1, 224, 224, 3)).astype("float32")])
+    expected, _ = timm_forward(reference, images)
+    logits = load_artifact(report.path).predict(images)
+    difference = float(np.abs(logits - expected).max())
+    print(f"\nConViT-Ti ONNX: {difference:.2e} from timm")
+    assert difference <= 1e-4
