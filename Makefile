@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BACKENDS ?= tensorflow jax torch
 PYTEST_ARGS ?=
+# pytest-xdist workers per backend: most tests are single-threaded Python (tracing, small ops),
+# so two workers use both cores of the CI machine; PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 EXTRAS = tensorflow-cpu,jax,torch,data,export,dev
 
 .PHONY: venv demo test lint clean
@@ -29,7 +32,7 @@ test: venv
 	@failed=""; \
 	for backend in $(BACKENDS); do \
 		echo "== KERAS_BACKEND=$$backend =="; \
-		KERAS_BACKEND=$$backend OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/python -m pytest $(PYTEST_ARGS) \
+		KERAS_BACKEND=$$backend OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS) \
 			|| failed="$$failed $$backend"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED backends:$$failed"; exit 1; fi; \
