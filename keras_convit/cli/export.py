@@ -18,8 +18,15 @@ import os
 
 import keras
 
+from keras_convit.cli import CommandFailed
 from keras_convit.cli.predict import load_keras_model, model_kind
 from keras_convit.deploy.class_names import read_class_names, sidecar_path, write_class_names
+from keras_convit.deploy.export import (
+    FORMATS_BY_BACKEND,
+    ExportMismatchError,
+    export_formats,
+    export_model,
+)
 from keras_convit.presets import PRESETS
 
 
@@ -41,7 +48,7 @@ def configure_parser(parser):
         "--format",
         required=True,
         help=f"the artefact's format; on the {keras.backend.backend()} backend: "
-        f"{', '.join(_formats()) or 'none'}",
+        f"{', '.join(export_formats())}",
     )
     parser.add_argument(
         "--variant", metavar="NAME", help=f"the preset of a weights file: {', '.join(PRESETS)}"
@@ -60,11 +67,13 @@ def run(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     if model_kind(args.model, args.variant) == "artifact":
         raise ValueError(f"{args.model!r} is already an exported artefact: export a .keras file")
-    formats = _formats()
+    formats = export_formats()
     if args.format not in formats:
+        elsewhere = [name for name, offered in FORMATS_BY_BACKEND.items() if args.format in offered]
+        hint = f" (it is on KERAS_BACKEND={' or '.join(elsewhere)})" if elsewhere else ""
         raise ValueError(
             f"--format {args.format!r} is not available on the {keras.backend.backend()} "
-            f"backend; choose from {', '.join(formats) or 'none (see keras_convit.deploy)'}"
+            f"backend; choose from {', '.join(formats)}{hint}"
         )
     model, class_names = load_keras_model(args.model, args.variant)
     if args.class_names is not None:
@@ -73,9 +82,10 @@ def run(args):
     if class_names is not None and len(class_names) != classes:
         raise ValueError(f"{len(class_names)} class names for a model of {classes} classes")
 
-    from keras_convit.deploy import export_model
-
-    report = export_model(model, args.output, format=args.format)
+    try:
+        report = export_model(model, args.output, format=args.format)
+    except ExportMismatchError as error:  # not the user's doing: the exporter's or ours
+        raise CommandFailed(f"failed: {error}", status=1) from error
     names_note = ""
     if class_names is not None:
         names_note = f"; class names in {write_class_names(report.path, class_names)}"
@@ -86,12 +96,3 @@ def run(args):
         f"{report.max_abs_difference:.3g}{names_note}"
     )
     return 0
-
-
-def _formats():
-    """The formats of the current backend; none when `keras_convit.deploy` cannot load."""
-    try:
-        from keras_convit.deploy import export_formats
-    except ImportError:
-        return ()
-    return tuple(export_formats())

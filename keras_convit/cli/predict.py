@@ -31,6 +31,7 @@ import numpy as np
 from keras_convit.data.augmentation import Augmentation
 from keras_convit.deploy.class_names import find_class_names, read_class_names
 from keras_convit.deploy.images import find_images, load_images
+from keras_convit.deploy.runtimes import ARTIFACT_SUFFIXES, load_artifact
 from keras_convit.models.conversion import describe_architecture
 from keras_convit.models.convit import from_preset
 from keras_convit.models.labels import outputs_logits
@@ -40,7 +41,6 @@ from keras_convit.weights.architecture import infer_architecture
 from keras_convit.weights.loading import load_reference_state_dict, read_state_dict
 
 WEIGHT_SUFFIXES = (".weights.h5", ".safetensors", ".pth", ".bin")
-ARTIFACT_SUFFIXES = (".onnx", ".tflite", ".pt2")
 OUTPUT_SUFFIXES = (".csv", ".json")
 DEFAULT_TOP_K = 5
 
@@ -85,6 +85,12 @@ def configure_parser(parser):
         "--batch-size", type=int, default=32, metavar="N", help="images per step (default 32)"
     )
     parser.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="load a .pt2 artefact although pickled objects in it run code when loaded (only "
+        "for files you made; safe_mode=False of keras_convit.deploy.load_artifact)",
+    )
+    parser.add_argument(
         "--crop-fraction",
         type=float,
         default=1.0,
@@ -106,7 +112,9 @@ def run(args):
         raise ValueError(
             "no images matched: " + "; ".join(f"{item} ({reason})" for item, reason in missing)
         )
-    classifier = load_classifier(args.model, variant=args.variant, batch_size=args.batch_size)
+    classifier = load_classifier(
+        args.model, variant=args.variant, batch_size=args.batch_size, safe_mode=not args.unsafe
+    )
     class_names = _class_names(args, classifier)
     top_k = min(DEFAULT_TOP_K, classifier.num_classes) if args.top_k is None else args.top_k
     if top_k > classifier.num_classes:
@@ -154,9 +162,10 @@ class Classifier:
     predict: object
 
 
-def load_classifier(path, variant=None, batch_size=32):
+def load_classifier(path, variant=None, batch_size=32, safe_mode=True):
     """The `Classifier` at `path`: a `.keras` file, a weights file with `variant`, or an
-    exported artefact (read by `keras_convit.deploy.load_artifact`).
+    exported artefact (read by `keras_convit.deploy.load_artifact`; `safe_mode=False` lets a
+    `.pt2` program load).
 
     Example:
     >>> import tempfile
@@ -171,7 +180,7 @@ def load_classifier(path, variant=None, batch_size=32):
     """
     kind = model_kind(path, variant)
     if kind == "artifact":
-        return _artifact_classifier(path)
+        return _artifact_classifier(path, safe_mode)
     model, class_names = load_keras_model(path, variant)
     logits = outputs_logits(model)
 
@@ -210,13 +219,14 @@ def model_kind(path, variant=None):
         kind = "keras"
     elif name.endswith(WEIGHT_SUFFIXES):
         kind = "weights"
-    elif name.endswith(ARTIFACT_SUFFIXES):
+    elif name.endswith(tuple(suffix for suffix in ARTIFACT_SUFFIXES.values() if suffix)):
         kind = "artifact"
     else:
+        artifacts = ", ".join(suffix for suffix in ARTIFACT_SUFFIXES.values() if suffix)
         raise ValueError(
             f"unknown kind of model {path!r}: expected a .keras file, a weights file "
             f"({', '.join(WEIGHT_SUFFIXES)}) with --variant, or an exported artefact "
-            f"({', '.join(ARTIFACT_SUFFIXES)} or a SavedModel folder)"
+            f"({artifacts} or a SavedModel folder)"
         )
     if kind == "weights" and variant is None:
         raise ValueError(
@@ -301,10 +311,13 @@ def _model_of_weights(path, preset):
     return model, class_names
 
 
-def _artifact_classifier(path):
-    from keras_convit.deploy import load_artifact
-
-    artifact = load_artifact(path)
+def _artifact_classifier(path, safe_mode):
+    if safe_mode and os.fspath(path).endswith(ARTIFACT_SUFFIXES["torch"]):
+        raise ValueError(
+            f"{path!r}: pickled objects in a .pt2 program run code when it loads; pass --unsafe "
+            "only for a file you made"
+        )
+    artifact = load_artifact(path, safe_mode=safe_mode)
     image_shape = tuple(int(side) for side in artifact.image_shape)
     probe = np.asarray(artifact.predict(np.zeros((1, *image_shape), "float32")))
     reading = {}
