@@ -6,18 +6,11 @@ import os
 
 import pytest
 
+from keras_convit.cli import export as export_command
 from keras_convit.cli import main
+from keras_convit.deploy import ARTIFACT_SUFFIXES, ExportMismatchError, export_formats
 
-try:
-    from keras_convit.deploy import ARTIFACT_SUFFIXES, export_formats
-except ImportError:  # keras_convit/deploy/export.py and __init__.py are written separately
-    ARTIFACT_SUFFIXES, export_formats = {}, None
-
-needs_deploy = pytest.mark.skipif(
-    export_formats is None,
-    reason="keras_convit.deploy (export_formats, export_model, load_artifact) does not import",
-)
-FORMATS = tuple(export_formats()) if export_formats is not None else ()
+FORMATS = export_formats()
 # Each export takes 6-40 s on two cores: the quickest format of the backend (as measured) runs
 # in the quick suite, the others are marked slow.
 QUICK_FORMAT = next(
@@ -50,12 +43,11 @@ def top_predictions(capsys, model, images, output):
         return {record["path"]: record["predictions"] for record in json.load(file)}
 
 
-@needs_deploy
 @pytest.mark.parametrize(
     "format",
     [
         pytest.param(format, marks=() if format == QUICK_FORMAT else pytest.mark.slow)
-        for format in FORMATS or ["(none)"]
+        for format in FORMATS
     ],
 )
 def test_an_exported_artefact_predicts_as_the_keras_model(workspace, tmp_path, format, capsys):
@@ -79,7 +71,7 @@ def test_an_exported_artefact_predicts_as_the_keras_model(workspace, tmp_path, f
             assert abs(ours["probability"] - theirs["probability"]) < 1e-4
 
 
-@needs_deploy
+@pytest.mark.slow  # an export, then predict on the artefact and on the weights: ~30 s
 def test_weights_export_without_names_removes_a_stale_sidecar(workspace, tmp_path, capsys):
     path = artefact_path(tmp_path, QUICK_FORMAT)
     stale = f"{path}.classes.json"
@@ -130,7 +122,6 @@ def test_a_bad_export_is_one_line_with_status_2(workspace, tmp_path, arguments, 
     assert not os.path.exists(tmp_path / "out.onnx")
 
 
-@needs_deploy
 def test_class_names_that_do_not_fit_are_one_line(workspace, tmp_path, capsys):
     names = tmp_path / "names.txt"
     names.write_text("ant\nbee\n")
@@ -142,3 +133,20 @@ def test_class_names_that_do_not_fit_are_one_line(workspace, tmp_path, capsys):
     assert status == 2 and len(err) == 1
     assert "2 class names for a model of 3 classes" in err[0]
     assert not os.path.exists(path)
+
+
+def test_an_artefact_that_differs_from_the_model_fails_with_status_1(
+    workspace, tmp_path, capsys, monkeypatch
+):
+    def differing_export(model, path, format):
+        raise ExportMismatchError("The exported model differs from model.predict by up to 0.5")
+
+    monkeypatch.setattr(export_command, "export_model", differing_export)
+    path = artefact_path(tmp_path, QUICK_FORMAT)
+    status, out, err = command(
+        capsys, "export", workspace.keras_model, path, "--format", QUICK_FORMAT
+    )
+    assert status == 1 and out == []
+    assert err == ["keras-convit export: failed: The exported model differs from model.predict "
+                   "by up to 0.5"]  # fmt: skip
+    assert not os.path.exists(f"{path}.classes.json")
