@@ -71,7 +71,8 @@ def export_model(model, path, format="onnx", verify=True, tolerance=DEFAULT_TOLE
         An `ExportReport` (path, format, max_abs_difference).
 
     Example (an export takes seconds, so the suite runs this in tests/deploy instead):
-    >>> model = keras_convit.ConViT(32, 4, depth=1, patch_size=8, input_shape=(16, 16, 3))
+    >>> model = keras_convit.ConViT(32, 4, depth=2, local_up_to_layer=1, patch_size=8,
+    ...                             input_shape=(16, 16, 3), compile=False)
     >>> report = keras_convit.deploy.export_model(model, "tiny.onnx")  # doctest: +SKIP
     >>> report.max_abs_difference < 1e-5  # doctest: +SKIP
     True

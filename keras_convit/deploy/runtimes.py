@@ -148,7 +148,8 @@ def load_artifact(path, safe_mode=True):
         An `Artifact`: `.format`, `.image_shape`, `.predict(images)`.
 
     Example (an export takes seconds, so the suite runs this in tests/deploy instead):
-    >>> model = keras_convit.ConViT(32, 4, depth=1, patch_size=8, input_shape=(16, 16, 3))
+    >>> model = keras_convit.ConViT(32, 4, depth=2, local_up_to_layer=1, patch_size=8,
+    ...                             input_shape=(16, 16, 3), compile=False)
     >>> keras_convit.deploy.export_model(model, "tiny.onnx", format="onnx")  # doctest: +SKIP
     >>> artifact = keras_convit.deploy.load_artifact("tiny.onnx")  # doctest: +SKIP
     >>> artifact.predict(np.zeros((5, 16, 16, 3), "float32")).shape  # doctest: +SKIP
