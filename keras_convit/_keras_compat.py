@@ -21,6 +21,7 @@ __all__ = [
     "layer_seed_generator",
     "read_weights_file_layers",
     "set_initial_epoch",
+    "sublayers",
     "with_fast_equalization",
 ]
 
@@ -33,6 +34,16 @@ def layer_seed_generator(layer):
     which has no public form (3.15.1).
     """
     return layer._get_seed_generator(layer.backend._backend)
+
+
+def sublayers(layer):
+    """Every layer nested in `layer` (not `layer` itself), at any depth, each once.
+
+    Keras has no public recursive list of a layer's sublayers (3.15.1): `Model.quantize` walks
+    the private `_flatten_layers()`, and the `keras.dtype_policies.DTypePolicyMap` docstring
+    uses it to record quantized sublayers in `get_config`, as we do (layers/composite.py).
+    """
+    return layer._flatten_layers(include_self=False)
 
 
 def set_initial_epoch(model, epoch):

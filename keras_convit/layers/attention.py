@@ -1,11 +1,12 @@
 import keras
 from keras import ops
 
+from keras_convit.layers.composite import CompositeLayer
 from keras_convit.layers.initializers import linear_kernel_initializer
 
 
 @keras.saving.register_keras_serializable(package="keras_convit")
-class MultiHeadSelfAttention(keras.layers.Layer):
+class MultiHeadSelfAttention(CompositeLayer):
     """Multi-head self-attention with one fused `qkv` projection (the reference's `MHSA`).
 
     The fast path uses `keras.ops.dot_product_attention`; the explicit path builds the attention
@@ -54,19 +55,27 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.scale = self.head_dim**-0.5
 
     def build(self, input_shape):
-        dense = dict(dtype=self.dtype_policy, kernel_initializer=linear_kernel_initializer())
+        init = linear_kernel_initializer()
         self.qkv = keras.layers.Dense(
-            3 * self.hidden_dim, use_bias=self.qkv_bias, name="qkv", **dense
+            3 * self.hidden_dim,
+            use_bias=self.qkv_bias,
+            kernel_initializer=init,
+            dtype=self.sublayer_dtype("qkv"),
+            name="qkv",
         )
         self.qkv.build(input_shape)
-        self.proj = keras.layers.Dense(self.hidden_dim, name="proj", **dense)
+        self.proj = keras.layers.Dense(
+            self.hidden_dim, kernel_initializer=init, dtype=self.sublayer_dtype("proj"), name="proj"
+        )
         self.proj.build(input_shape)
         self.attention_dropout = keras.layers.Dropout(
-            self.attention_dropout_rate, dtype=self.dtype_policy, name="attn_drop"
+            self.attention_dropout_rate, dtype=self.sublayer_dtype("attn_drop"), name="attn_drop"
         )
         self.proj_dropout = keras.layers.Dropout(
-            self.dropout_rate, dtype=self.dtype_policy, name="proj_drop"
+            self.dropout_rate, dtype=self.sublayer_dtype("proj_drop"), name="proj_drop"
         )
+        self.attention_dropout.build((None, self.num_heads, input_shape[1], input_shape[1]))
+        self.proj_dropout.build(input_shape)
 
     def call(self, inputs, training=None, return_attention_scores=False):
         length = inputs.shape[1]

@@ -1,13 +1,14 @@
 import keras
 
 from keras_convit.layers.attention import MultiHeadSelfAttention
+from keras_convit.layers.composite import CompositeLayer
 from keras_convit.layers.drop_path import DropPath
 from keras_convit.layers.gpsa import GatedPositionalSelfAttention
 from keras_convit.layers.mlp import MLP
 
 
 @keras.saving.register_keras_serializable(package="keras_convit")
-class TransformerBlock(keras.layers.Layer):
+class TransformerBlock(CompositeLayer):
     """A pre-norm transformer block with GPSA or plain multi-head self-attention.
 
     x = x + DropPath(attn(norm1(x))); x = x + DropPath(mlp(norm2(x))), with LayerNorm epsilon 1e-6
@@ -74,8 +75,10 @@ class TransformerBlock(keras.layers.Layer):
         self.trainable_gating = trainable_gating
 
     def build(self, input_shape):
-        norm = dict(epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy)
-        self.norm1 = keras.layers.LayerNormalization(name="norm1", **norm)
+        epsilon = self.layer_norm_epsilon
+        self.norm1 = keras.layers.LayerNormalization(
+            epsilon=epsilon, dtype=self.sublayer_dtype("norm1"), name="norm1"
+        )
         self.norm1.build(input_shape)
         attention = dict(
             hidden_dim=self.hidden_dim,
@@ -98,7 +101,9 @@ class TransformerBlock(keras.layers.Layer):
         else:
             self.attn = MultiHeadSelfAttention(**attention)
         self.attn.build(input_shape)
-        self.norm2 = keras.layers.LayerNormalization(name="norm2", **norm)
+        self.norm2 = keras.layers.LayerNormalization(
+            epsilon=epsilon, dtype=self.sublayer_dtype("norm2"), name="norm2"
+        )
         self.norm2.build(input_shape)
         self.mlp = MLP(
             self.hidden_dim,
@@ -108,7 +113,10 @@ class TransformerBlock(keras.layers.Layer):
             name="mlp",
         )
         self.mlp.build(input_shape)
-        self.drop_path = DropPath(self.drop_path_rate, dtype=self.dtype_policy, name="drop_path")
+        self.drop_path = DropPath(
+            self.drop_path_rate, dtype=self.sublayer_dtype("drop_path"), name="drop_path"
+        )
+        self.drop_path.build(input_shape)
 
     def call(self, inputs, training=None, return_attention_scores=False, gate_override=None):
         attention_kwargs = {"gate_override": gate_override} if gate_override is not None else {}

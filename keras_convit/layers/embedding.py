@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_convit.layers.composite import CompositeLayer
 from keras_convit.layers.initializers import (
     conv_bias_initializer,
     conv_kernel_initializer,
@@ -9,7 +10,7 @@ from keras_convit.layers.initializers import (
 
 
 @keras.saving.register_keras_serializable(package="keras_convit")
-class PatchEmbedding(keras.layers.Layer):
+class PatchEmbedding(CompositeLayer):
     """Splits images into non-overlapping patches and projects them: (B, H, W, C_in) -> (B, N, C).
 
     A strided convolution `proj` (the reference's `patch_embed.proj`), flattened row-major, so
@@ -47,7 +48,7 @@ class PatchEmbedding(keras.layers.Layer):
             kernel_initializer=conv_kernel_initializer(),
             bias_initializer=conv_bias_initializer(fan_in),
             data_format="channels_last",
-            dtype=self.dtype_policy,
+            dtype=self.sublayer_dtype("proj"),
             name="proj",
         )
         self.proj.build(input_shape)

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_convit.layers.composite import CompositeLayer
 from keras_convit.layers.initializers import linear_kernel_initializer
 from keras_convit.layers.relative_positions import relative_position_features
 
@@ -28,7 +29,24 @@ def convolutional_pos_proj_kernel(num_heads):
 
 
 @keras.saving.register_keras_serializable(package="keras_convit")
-class GatedPositionalSelfAttention(keras.layers.Layer):
+class PositionalProjection(keras.layers.Dense):
+    """GPSA's positional weights v_pos: a `Dense` from the offsets (dx, dy, dx^2 + dy^2) to
+    one logit per head, (3,) -> (heads,), that `quantize` leaves float.
+
+    GPSA does not call this layer: it reads `kernel` and `bias` to build the positional
+    attention from its row and column factors (paper Eq. 5, separable over the grid). A
+    quantized kernel would hold int8 values without their scale; and at 3 x heads weights
+    there is nothing to save. `model.quantize(mode)` thus leaves the positional attention of
+    every mode exactly that of the float model.
+    """
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        # Deliberately nothing: `Dense.quantize` would turn `kernel` into int8 values.
+        return None
+
+
+@keras.saving.register_keras_serializable(package="keras_convit")
+class GatedPositionalSelfAttention(CompositeLayer):
     """Gated positional self-attention, GPSA (d'Ascoli et al. 2021, Eq. 6).
 
     Each head h mixes a content attention softmax(q k^T / sqrt(d)) with a positional attention
@@ -120,23 +138,33 @@ class GatedPositionalSelfAttention(keras.layers.Layer):
         self.grid_size = _resolve_grid(self.grid_size, num_patches)
         self.relative_features = relative_position_features(self.grid_size)
 
-        dense = dict(dtype=self.dtype_policy, kernel_initializer=linear_kernel_initializer())
+        init = linear_kernel_initializer()
         self.qk = keras.layers.Dense(
-            2 * self.hidden_dim, use_bias=self.qkv_bias, name="qk", **dense
+            2 * self.hidden_dim,
+            use_bias=self.qkv_bias,
+            kernel_initializer=init,
+            dtype=self.sublayer_dtype("qk"),
+            name="qk",
         )
         self.qk.build(input_shape)
-        v_init = "identity" if self.use_conv_init else linear_kernel_initializer()
         self.v = keras.layers.Dense(
             self.hidden_dim,
             use_bias=self.qkv_bias,
-            kernel_initializer=v_init,
-            dtype=self.dtype_policy,
+            kernel_initializer="identity" if self.use_conv_init else init,
+            dtype=self.sublayer_dtype("v"),
             name="v",
         )
         self.v.build(input_shape)
-        self.proj = keras.layers.Dense(self.hidden_dim, name="proj", **dense)
+        self.proj = keras.layers.Dense(
+            self.hidden_dim, kernel_initializer=init, dtype=self.sublayer_dtype("proj"), name="proj"
+        )
         self.proj.build(input_shape)
-        self.pos_proj = keras.layers.Dense(self.num_heads, name="pos_proj", **dense)
+        self.pos_proj = PositionalProjection(
+            self.num_heads,
+            kernel_initializer=init,
+            dtype=self.sublayer_dtype("pos_proj"),
+            name="pos_proj",
+        )
         self.pos_proj.build((None, 3))
         self._initialize_positional_weights()
         self.gating_param = self.add_weight(
@@ -146,11 +174,13 @@ class GatedPositionalSelfAttention(keras.layers.Layer):
             trainable=self.trainable_gating,
         )
         self.attention_dropout = keras.layers.Dropout(
-            self.attention_dropout_rate, dtype=self.dtype_policy, name="attn_drop"
+            self.attention_dropout_rate, dtype=self.sublayer_dtype("attn_drop"), name="attn_drop"
         )
         self.proj_dropout = keras.layers.Dropout(
-            self.dropout_rate, dtype=self.dtype_policy, name="proj_drop"
+            self.dropout_rate, dtype=self.sublayer_dtype("proj_drop"), name="proj_drop"
         )
+        self.attention_dropout.build((None, self.num_heads, input_shape[1], input_shape[1]))
+        self.proj_dropout.build(input_shape)
 
     def _initialize_positional_weights(self):
         kernel = ops.convert_to_numpy(self.pos_proj.kernel)

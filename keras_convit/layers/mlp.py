@@ -3,11 +3,12 @@ import math
 import keras
 from keras import ops
 
+from keras_convit.layers.composite import CompositeLayer
 from keras_convit.layers.initializers import linear_kernel_initializer
 
 
 @keras.saving.register_keras_serializable(package="keras_convit")
-class MLP(keras.layers.Layer):
+class MLP(CompositeLayer):
     """The transformer feed-forward block: fc1 -> exact (erf) GELU -> dropout -> fc2 -> dropout.
 
     Args:
@@ -28,12 +29,22 @@ class MLP(keras.layers.Layer):
         self.dropout_rate = dropout_rate
 
     def build(self, input_shape):
-        dense = dict(dtype=self.dtype_policy, kernel_initializer=linear_kernel_initializer())
-        self.fc1 = keras.layers.Dense(self.intermediate_dim, name="fc1", **dense)
+        init = linear_kernel_initializer()
+        self.fc1 = keras.layers.Dense(
+            self.intermediate_dim,
+            kernel_initializer=init,
+            dtype=self.sublayer_dtype("fc1"),
+            name="fc1",
+        )
         self.fc1.build(input_shape)
-        self.fc2 = keras.layers.Dense(self.hidden_dim, name="fc2", **dense)
+        self.fc2 = keras.layers.Dense(
+            self.hidden_dim, kernel_initializer=init, dtype=self.sublayer_dtype("fc2"), name="fc2"
+        )
         self.fc2.build(tuple(input_shape[:-1]) + (self.intermediate_dim,))
-        self.dropout = keras.layers.Dropout(self.dropout_rate, dtype=self.dtype_policy)
+        self.dropout = keras.layers.Dropout(
+            self.dropout_rate, dtype=self.sublayer_dtype("drop"), name="drop"
+        )
+        self.dropout.build(input_shape)
 
     def call(self, inputs, training=None):
         x = erf_gelu(self.fc1(inputs))
