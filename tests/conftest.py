@@ -1,6 +1,8 @@
 """Shared test set-up. The suite runs once per backend (`KERAS_BACKEND`), each in its own
 process; see the Makefile's `test` target."""
 
+import gc
+import importlib.util
 import os
 
 import keras
@@ -10,6 +12,22 @@ import pytest
 
 def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {keras.backend.backend()}"
+
+
+def pytest_collection_finish(session):
+    """Moves what is alive once the tests are collected (the three frameworks, the test
+    modules) out of the garbage collector's sight, for the rest of the session.
+
+    `keras.backend.clear_session()` runs a full `gc.collect()` after every test. In a process
+    holding TensorFlow, JAX and PyTorch (half a million objects) one takes 0.6 s on an idle
+    2-core machine, and over 1 s under load: more than a third of the JAX suite's time. After
+    `gc.freeze()` a collection scans only what the tests created: 0.05 s.
+    """
+    for framework in ("tensorflow", "torch", "jax"):  # each is imported by some test anyway
+        if importlib.util.find_spec(framework) is not None:
+            __import__(framework)
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)

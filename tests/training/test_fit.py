@@ -14,6 +14,7 @@ from keras_convit.training import (
     NonFiniteLossGuard,
     RunCheckpoint,
     deit_recipe,
+    learning_rate_schedule,
     training_callbacks,
 )
 
@@ -35,9 +36,11 @@ def _tiny_model():
 
 
 @pytest.mark.slow
-def test_two_epoch_fit_with_the_full_recipe_lowers_the_loss(tmp_path):
+def test_two_epoch_fit_with_the_full_recipe_runs_and_follows_its_schedule(tmp_path):
     # The DeiT augmentation (crop, flip, RandAugment, erasing, MixUp/CutMix, repeats) on a third
-    # of the digits; a short warm-up so that two epochs can learn.
+    # of the digits, through the recipe and the run callbacks. Two such epochs do not learn (the
+    # validation accuracy stays at chance, 0.105, on every backend), so the loss going down was
+    # a coin flip: learning is shown by tests/models/test_convit.py's digits test instead.
     data = load_dataset(
         "digits",
         image_size=16,
@@ -47,11 +50,10 @@ def test_two_epoch_fit_with_the_full_recipe_lowers_the_loss(tmp_path):
         validation_fraction=0.1,
     )
     model = _tiny_model()
-    model.compile(
-        **deit_recipe(
-            model, 32, data.steps_per_epoch, epochs=2, learning_rate=3e-3, warmup_epochs=0.2
-        )
+    recipe = deit_recipe(
+        model, 32, data.steps_per_epoch, epochs=2, learning_rate=3e-3, warmup_epochs=0.2
     )
+    model.compile(**recipe)
     checkpoint = RunCheckpoint(tmp_path / "checkpoint")
     history = model.fit(
         data.train,
@@ -61,11 +63,15 @@ def test_two_epoch_fit_with_the_full_recipe_lowers_the_loss(tmp_path):
         shuffle=False,  # the pipeline shuffles
         callbacks=training_callbacks(checkpoint),
     )
-    losses = history.history["loss"]
-    assert np.isfinite(losses).all() and losses[1] < losses[0]
-    assert history.history["val_loss"][1] < history.history["val_loss"][0]
+    assert np.isfinite(history.history["loss"]).all()
+    assert np.isfinite(history.history["val_loss"]).all()
     assert checkpoint.epoch == 2 and checkpoint.best_epoch in (1, 2)
-    assert len(checkpoint.history["learning_rate"]) == 2
+    # The logged rate is the schedule's at the end of each epoch: past the warm-up, then its floor.
+    steps = [data.steps_per_epoch * epoch for epoch in (1, 2)]
+    schedule = learning_rate_schedule(3e-3, steps[1], round(0.2 * data.steps_per_epoch))
+    expected = [float(keras.ops.convert_to_numpy(schedule(step))) for step in steps]
+    np.testing.assert_allclose(checkpoint.history["learning_rate"], expected, rtol=1e-5)
+    assert expected[1] < expected[0]
 
 
 class _Batches(keras.utils.PyDataset):
