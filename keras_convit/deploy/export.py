@@ -8,6 +8,7 @@ import tempfile
 import keras
 import numpy as np
 
+from keras_convit.deploy.onnx_graph import restore_erf_divisions
 from keras_convit.deploy.runtimes import ARTIFACT_SUFFIXES, load_artifact
 
 # The formats of Keras 3.15's `model.export` on each backend that keras_convit checks in their
@@ -153,6 +154,17 @@ def _torch_onnx(model, path):
     program.save(path)
 
 
+def _tensorflow_onnx(model, path):
+    """Keras' ONNX export (tf2onnx), its GELU divisions restored so that onnxruntime fuses each
+    GELU into one kernel (`keras_convit.deploy.onnx_graph`)."""
+    import onnx
+
+    model.export(path, format="onnx", verbose=False)
+    graph = onnx.load(path)
+    if restore_erf_divisions(graph):
+        onnx.save(graph, path)
+
+
 def _torch_export(model, path):
     import torch
 
@@ -162,7 +174,9 @@ def _torch_export(model, path):
 _EXPORTERS = {
     "tf_saved_model": _keras_export("tf_saved_model"),
     "litert": _keras_export("litert"),
-    "onnx": _torch_onnx if keras.backend.backend() == "torch" else _keras_export("onnx"),
+    "onnx": {"torch": _torch_onnx, "tensorflow": _tensorflow_onnx}.get(
+        keras.backend.backend(), _keras_export("onnx")
+    ),
     "torch": _torch_export,
 }
 

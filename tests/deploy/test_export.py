@@ -57,6 +57,22 @@ def test_each_format_of_the_backend_reloads_in_its_runtime_with_the_same_outputs
         expected = model.predict(images, verbose=0)
         np.testing.assert_allclose(artifact.predict(images), expected, rtol=0, atol=1e-5)
     assert os.listdir(tmp_path) == [os.path.basename(report.path)]  # no scratch left behind
+    if format == "onnx":
+        assert fused_gelus(report.path, tmp_path / "optimized.onnx") == TINY["depth"]
+
+
+def fused_gelus(path, optimized_path):
+    """The GELU kernels onnxruntime runs after its graph fusions (one per block at best)."""
+    import onnx
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(optimized_path)
+    options.log_severity_level = 3
+    onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    nodes = onnx.load(str(optimized_path)).graph.node
+    assert not [node for node in nodes if node.op_type == "Erf"], "an unfused GELU is left"
+    return sum(node.op_type in ("Gelu", "BiasGelu") for node in nodes)
 
 
 def test_a_failed_check_leaves_the_destination_as_it_was(tmp_path):
