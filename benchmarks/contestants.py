@@ -123,19 +123,25 @@ def keras_steps(variant, image_size, dtype, jit_compile, depth=None, explicit=Fa
     return make
 
 
+def timm_model(name, image_size, depth=None):
+    """timm's `name` with its own random init (seed 0), at `image_size` and `--depth`."""
+    import torch
+
+    timm = import_timm()
+    torch.manual_seed(0)
+    overrides = reduced_depth(depth)
+    if not name.startswith("convit"):
+        overrides.pop("local_up_to_layer", None)
+    return timm.create_model(name, pretrained=False, img_size=image_size, **overrides)
+
+
 def timm_steps(name, image_size, dtype, device, depth=None):
     """A timm model; returns `make(mode, batch_size)` as `keras_steps` does. Forward runs under
     `torch.inference_mode`, a training step is cross-entropy, backward and `torch.optim.AdamW`."""
     import torch
 
-    timm = import_timm()
     target = torch_device(device)
-    torch.manual_seed(0)
-    overrides = reduced_depth(depth)
-    if not name.startswith("convit"):
-        overrides.pop("local_up_to_layer", None)
-    model = timm.create_model(name, pretrained=False, img_size=image_size, **overrides)
-    model = model.to(target)
+    model = timm_model(name, image_size, depth).to(target)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     autocast = (
         (lambda: torch.autocast(target, dtype=torch.bfloat16))

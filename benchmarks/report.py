@@ -31,11 +31,13 @@ def machine_description(device):
     return description
 
 
-def versions():
+def versions(extra=()):
+    """Versions of the frameworks (and of the `extra` packages) installed."""
     import importlib.metadata as metadata
 
     found = {}
-    for package in ("keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "timm"):
+    packages = ("keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "timm")
+    for package in packages + tuple(extra):
         with contextlib.suppress(metadata.PackageNotFoundError):
             found[package] = metadata.version(package)
     return found
@@ -140,12 +142,14 @@ def jit_label(report):
     return "torch.compile" if report["backend"] == "torch" else "XLA"
 
 
-def write_report(report, output_dir, stem):
+def write_report(report, output_dir, stem, markdown=None):
+    """Writes `<stem>.json` and `<stem>.md` (`markdown(reports)`, default `markdown_tables`)."""
+    markdown = markdown or markdown_tables
     os.makedirs(output_dir, exist_ok=True)
     json_path = os.path.join(output_dir, stem + ".json")
     with open(json_path, "w") as file:
         json.dump(report, file, indent=1)
     markdown_path = os.path.join(output_dir, stem + ".md")
     with open(markdown_path, "w") as file:
-        file.write(markdown_tables(report if isinstance(report, list) else [report]))
+        file.write(markdown(report if isinstance(report, list) else [report]))
     return json_path, markdown_path
