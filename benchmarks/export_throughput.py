@@ -529,9 +529,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory(prefix="export-throughput-") as directory:
             report = run(args, directory)
     stem = f"export-throughput-{report['backend']}-cpu"
-    json_path, markdown_path = write_report(report, args.output_dir, stem, markdown)
-    print(markdown([report]))
-    print(f"Wrote {json_path} and {markdown_path}")
+    write_report(report, args.output_dir, stem, markdown, echo=True)
 
 
 if __name__ == "__main__":

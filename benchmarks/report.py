@@ -142,8 +142,9 @@ def jit_label(report):
     return "torch.compile" if report["backend"] == "torch" else "XLA"
 
 
-def write_report(report, output_dir, stem, markdown=None):
-    """Writes `<stem>.json` and `<stem>.md` (`markdown(reports)`, default `markdown_tables`)."""
+def write_report(report, output_dir, stem, markdown=None, echo=False):
+    """Writes `<stem>.json` and `<stem>.md` (`markdown(reports)`, default `markdown_tables`);
+    `echo` also prints the Markdown and where both went."""
     markdown = markdown or markdown_tables
     os.makedirs(output_dir, exist_ok=True)
     json_path = os.path.join(output_dir, stem + ".json")
@@ -152,4 +153,8 @@ def write_report(report, output_dir, stem, markdown=None):
     markdown_path = os.path.join(output_dir, stem + ".md")
     with open(markdown_path, "w") as file:
         file.write(markdown(report if isinstance(report, list) else [report]))
+    if echo:
+        with open(markdown_path) as file:
+            print(file.read())
+        print(f"Wrote {json_path} and {markdown_path}")
     return json_path, markdown_path
