@@ -96,13 +96,15 @@ def run(args):
         raise SystemExit(f"No finished run in {args.run_dir} (run `make demo` first).")
     model_path = os.path.join(args.run_dir, "model.keras")
     data = test_split(record)
-    model = keras.saving.load_model(model_path)
+    # Not compiled: the saved compile arguments hold the training backend's resolved
+    # `jit_compile`, and True from JAX means torch.compile here, which fails on this model.
+    model = keras.saving.load_model(model_path, compile=False)
     accuracy, predictions, scores, seconds = evaluate(model, data)
     results = {
         "float32": {"test_accuracy": accuracy, "eval_s": round(seconds, 2)},
     }
     for mode in args.modes:
-        model = keras.saving.load_model(model_path)
+        model = keras.saving.load_model(model_path, compile=False)
         quantize(model, mode)
         quantized = quantized_layers(model)
         mode_accuracy, mode_predictions, mode_scores, seconds = evaluate(model, data)
