@@ -42,7 +42,7 @@ def restore_erf_divisions(model):
     for node in graph.node:
         for name in node.input:
             readers.setdefault(name, []).append(node)
-    rewritten = 0
+    rewritten, replaced = 0, set()
     for node in graph.node:
         if node.op_type != "Mul" or node.domain not in ("", "ai.onnx"):
             continue
@@ -53,13 +53,18 @@ def restore_erf_divisions(model):
         if len(scale) != 1:
             continue
         (index,) = scale
+        scale_name = node.input[index]
         divisor = f"{node.name or output}/sqrt2"
         graph.initializer.append(numpy_helper.from_array(np.float32(math.sqrt(2.0)), divisor))
         operand = node.input[1 - index]
         node.op_type = "Div"
         del node.input[:]
         node.input.extend([operand, divisor])
+        replaced.add(scale_name)
         rewritten += 1
+    still_read = {name for node in graph.node for name in node.input}
+    for name in replaced - still_read:  # else onnxruntime warns of each unused constant
+        graph.initializer.remove(constants[name])
     return rewritten
 
 
