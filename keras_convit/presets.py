@@ -49,6 +49,7 @@ class Preset:
         imagenet_tag: the timm pretrained tag of `weights="imagenet"`, or None (no weights).
         url: where the ImageNet weights are (None without weights).
         sha256: the weights file's SHA-256 when known, checked after download (None: unchecked).
+        baseline_of: for a `*_deit` twin, the name of the ConViT preset it is the twin of.
     """
 
     name: str
@@ -63,6 +64,7 @@ class Preset:
     imagenet_tag: str = None
     url: str = None
     sha256: str = None
+    baseline_of: str = None
 
     @property
     def hidden_dim(self):
@@ -96,36 +98,70 @@ def _paper_variant(name, function, description, hidden_dim, num_heads, imagenet=
     )
 
 
+# The two ways to take GPSA out of a ConViT, as `ConViT` arguments over its architecture:
+# - "deit", the fair baseline: DeiT's own layout (Touvron et al. 2021), the class token from
+#   the first block and self-attention in every block, at the ConViT's width and heads;
+# - "in_place", the ablation: GPSA blocks swapped for self-attention, the class token still
+#   joining late (so only the last blocks see it). Not DeiT.
+BASELINES = types.MappingProxyType(
+    {
+        "deit": types.MappingProxyType({"use_gpsa": False, "local_up_to_layer": 0}),
+        "in_place": types.MappingProxyType({"use_gpsa": False}),
+    }
+)
+DEIT_TWIN_SUFFIX = "_deit"
+
+
+def _deit_twin(preset):
+    """The `*_deit` preset: `preset` in DeiT's layout (`BASELINES["deit"]`), no weights."""
+    return Preset(
+        name=preset.name + DEIT_TWIN_SUFFIX,
+        function=None,
+        description=f"DeiT twin of {preset.name}: DeiT's layout (class token from block 0, "
+        "no GPSA), the same width and heads",
+        architecture=types.MappingProxyType({**preset.architecture, **BASELINES["deit"]}),
+        input_size=preset.input_size,
+        mean=preset.mean,
+        std=preset.std,
+        crop_fraction=preset.crop_fraction,
+        baseline_of=preset.name,
+    )
+
+
 # The paper's "+" variants were never released with weights (d'Ascoli et al., Table 1).
+_CONVIT_PRESETS = {
+    preset.name: preset
+    for preset in (
+        _paper_variant("convit_tiny", "ConViTTiny", "ConViT-Ti", 192, 4, imagenet=True),
+        _paper_variant("convit_tiny_plus", "ConViTTinyPlus", "ConViT-Ti+", 256, 4),
+        _paper_variant("convit_small", "ConViTSmall", "ConViT-S", 432, 9, imagenet=True),
+        _paper_variant("convit_small_plus", "ConViTSmallPlus", "ConViT-S+", 576, 9),
+        _paper_variant("convit_base", "ConViTBase", "ConViT-B", 768, 16, imagenet=True),
+        _paper_variant("convit_base_plus", "ConViTBasePlus", "ConViT-B+", 1024, 16),
+        Preset(
+            name="convit_digits",
+            function=None,
+            description="a small ConViT for the embedded 8x8 digits, trained in minutes",
+            # 16x16 digits in 4x4 patches: 16 tokens, each 2x2 of the original 8x8 pixels.
+            architecture=types.MappingProxyType(
+                {
+                    "hidden_dim": 64,
+                    "num_heads": 4,
+                    "depth": 4,
+                    "local_up_to_layer": 3,
+                    "patch_size": 4,
+                    "mlp_ratio": PAPER_LAYOUT["mlp_ratio"],
+                    "qkv_bias": False,
+                }
+            ),
+            input_size=(16, 16),
+        ),
+    )
+}
 PRESETS = types.MappingProxyType(
     {
-        preset.name: preset
-        for preset in (
-            _paper_variant("convit_tiny", "ConViTTiny", "ConViT-Ti", 192, 4, imagenet=True),
-            _paper_variant("convit_tiny_plus", "ConViTTinyPlus", "ConViT-Ti+", 256, 4),
-            _paper_variant("convit_small", "ConViTSmall", "ConViT-S", 432, 9, imagenet=True),
-            _paper_variant("convit_small_plus", "ConViTSmallPlus", "ConViT-S+", 576, 9),
-            _paper_variant("convit_base", "ConViTBase", "ConViT-B", 768, 16, imagenet=True),
-            _paper_variant("convit_base_plus", "ConViTBasePlus", "ConViT-B+", 1024, 16),
-            Preset(
-                name="convit_digits",
-                function=None,
-                description="a small ConViT for the embedded 8x8 digits, trained in minutes",
-                # 16x16 digits in 4x4 patches: 16 tokens, each 2x2 of the original 8x8 pixels.
-                architecture=types.MappingProxyType(
-                    {
-                        "hidden_dim": 64,
-                        "num_heads": 4,
-                        "depth": 4,
-                        "local_up_to_layer": 3,
-                        "patch_size": 4,
-                        "mlp_ratio": PAPER_LAYOUT["mlp_ratio"],
-                        "qkv_bias": False,
-                    }
-                ),
-                input_size=(16, 16),
-            ),
-        )
+        **_CONVIT_PRESETS,
+        **{twin.name: twin for twin in map(_deit_twin, _CONVIT_PRESETS.values())},
     }
 )
 PAPER_VARIANTS = tuple(name for name, preset in PRESETS.items() if preset.function)

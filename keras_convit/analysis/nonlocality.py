@@ -17,6 +17,7 @@ def nonlocality(model, images, batch_size=32, **masking):
     block after the class token, the class token's row and column are dropped (it has no
     position) and each patch row is renormalised over the patch keys, which is the attention
     softmax restricted to the patches: the quantity the reference computes for such a layer.
+    A class-attention block (`late_attention="class"`) has no patch queries: its rows are NaN.
 
     Args:
         model: a ConViT functional model.
@@ -63,7 +64,10 @@ def nonlocality(model, images, batch_size=32, **masking):
 
 
 def _mean_distance(attention, distances, num_patches):
-    """(batch, heads) Eq. 8 values of (batch, heads, T, T) attention matrices."""
+    """(batch, heads) Eq. 8 values of (batch, heads, T, T) attention matrices; NaN for the
+    (batch, heads, queries < T, T) matrices of class attention."""
+    if attention.shape[-2] != attention.shape[-1]:
+        return ops.full(ops.shape(attention)[:2], float("nan"))
     prefix = attention.shape[-1] - num_patches
     if prefix:
         attention = attention[:, :, prefix:, prefix:]

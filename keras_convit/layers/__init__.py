@@ -2,7 +2,9 @@
 
 from keras_convit.layers.attention import MultiHeadSelfAttention
 from keras_convit.layers.block import TransformerBlock
+from keras_convit.layers.class_attention import ClassAttention, ClassAttentionBlock
 from keras_convit.layers.class_token import ClassTokenInsertion
+from keras_convit.layers.distillation_heads import DistillationHeads
 from keras_convit.layers.drop_path import DropPath
 from keras_convit.layers.embedding import PatchEmbedding, PositionEmbedding
 from keras_convit.layers.gpsa import GatedPositionalSelfAttention
@@ -10,7 +12,10 @@ from keras_convit.layers.mlp import MLP
 from keras_convit.layers.pooling import TokenPooling
 
 __all__ = [
+    "ClassAttention",
+    "ClassAttentionBlock",
     "ClassTokenInsertion",
+    "DistillationHeads",
     "DropPath",
     "GatedPositionalSelfAttention",
     "MLP",

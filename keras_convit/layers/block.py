@@ -26,6 +26,8 @@ class TransformerBlock(CompositeLayer):
         layer_norm_epsilon: float.
         grid_size, locality_strength, use_conv_init, gating_init, trainable_gating: passed to
             `GatedPositionalSelfAttention` when `use_gpsa` is True, ignored otherwise.
+        trainable_attention: bool, False freezes the attention sublayer (all of GPSA, gating
+            included: the paper's Table 3 rows f and g); the norms and the MLP still train.
 
     Call arguments:
         inputs: (batch, N, hidden_dim).
@@ -56,6 +58,7 @@ class TransformerBlock(CompositeLayer):
         use_conv_init=True,
         gating_init=1.0,
         trainable_gating=True,
+        trainable_attention=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -73,6 +76,7 @@ class TransformerBlock(CompositeLayer):
         self.use_conv_init = use_conv_init
         self.gating_init = gating_init
         self.trainable_gating = trainable_gating
+        self.trainable_attention = trainable_attention
 
     def build(self, input_shape):
         epsilon = self.layer_norm_epsilon
@@ -89,18 +93,9 @@ class TransformerBlock(CompositeLayer):
             dtype=self.dtype_policy,
             name="attn",
         )
-        if self.use_gpsa:
-            self.attn = GatedPositionalSelfAttention(
-                grid_size=self.grid_size,
-                locality_strength=self.locality_strength,
-                use_conv_init=self.use_conv_init,
-                gating_init=self.gating_init,
-                trainable_gating=self.trainable_gating,
-                **attention,
-            )
-        else:
-            self.attn = MultiHeadSelfAttention(**attention)
+        self.attn = self.attention_layer(**attention)
         self.attn.build(input_shape)
+        self.attn.trainable = self.trainable_attention
         self.norm2 = keras.layers.LayerNormalization(
             epsilon=epsilon, dtype=self.sublayer_dtype("norm2"), name="norm2"
         )
@@ -117,6 +112,19 @@ class TransformerBlock(CompositeLayer):
             self.drop_path_rate, dtype=self.sublayer_dtype("drop_path"), name="drop_path"
         )
         self.drop_path.build(input_shape)
+
+    def attention_layer(self, **arguments):
+        """The attention sublayer, built from the arguments every attention takes."""
+        if self.use_gpsa:
+            return GatedPositionalSelfAttention(
+                grid_size=self.grid_size,
+                locality_strength=self.locality_strength,
+                use_conv_init=self.use_conv_init,
+                gating_init=self.gating_init,
+                trainable_gating=self.trainable_gating,
+                **arguments,
+            )
+        return MultiHeadSelfAttention(**arguments)
 
     def call(self, inputs, training=None, return_attention_scores=False, gate_override=None):
         attention_kwargs = {"gate_override": gate_override} if gate_override is not None else {}
@@ -158,4 +166,5 @@ class TransformerBlock(CompositeLayer):
             "use_conv_init": self.use_conv_init,
             "gating_init": self.gating_init,
             "trainable_gating": self.trainable_gating,
+            "trainable_attention": self.trainable_attention,
         }

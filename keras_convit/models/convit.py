@@ -5,7 +5,9 @@ import keras
 import numpy as np
 
 from keras_convit.layers import (
+    ClassAttentionBlock,
     ClassTokenInsertion,
+    DistillationHeads,
     PatchEmbedding,
     PositionEmbedding,
     TokenPooling,
@@ -15,6 +17,7 @@ from keras_convit.layers.initializers import linear_kernel_initializer
 from keras_convit.models.input_checks import ImageInputCheck
 from keras_convit.models.input_validation import (
     resolve_image_input,
+    validate_ablations,
     validate_architecture,
     validate_classifier_activation,
     validate_head,
@@ -39,7 +42,11 @@ def ConViT(
     use_gpsa=True,
     use_conv_init=True,
     trainable_gating=True,
+    gating_init=None,
+    trainable_gpsa=True,
     use_pos_embed=True,
+    late_attention="self",
+    distillation=False,
     dropout_rate=0.0,
     attention_dropout_rate=0.0,
     drop_path_rate=0.0,
@@ -59,7 +66,8 @@ def ConViT(
     Images flow through: `input_check` (shape, integer images as 0-255 floats) ->
     preprocessing -> `patch_embed` -> `pos_embed` -> GPSA blocks
     `blocks_0` .. `blocks_{L-1}` -> `cls_token` -> attention blocks `blocks_L` .. -> `norm` ->
-    pooling -> `head`. Layer and variable paths mirror the reference module paths
+    pooling -> `head` (with `distillation`: `dist_token` joins beside the class token, and
+    `heads` replaces pooling and `head`). Layer and variable paths mirror the reference module paths
     (`blocks_3/attn/qk/kernel` is `blocks.3.attn.qk.weight`).
 
     Architecture args:
@@ -76,12 +84,26 @@ def ConViT(
         qkv_bias: bool, bias on the query/key/value projections.
         locality_strength: float alpha of the convolutional init (paper Eq. 7).
         use_gpsa: bool. False replaces GPSA by plain self-attention in the first L blocks, the
-            class token still joining in front of block L (the paper's in-place ablation);
-            `local_up_to_layer=0` moves the class token to the first block, as in DeiT.
+            class token still joining in front of block L: the in-place ablation, which is
+            *not* DeiT. DeiT's layout (the class token from the first block) also needs
+            `local_up_to_layer=0`: the `*_deit` presets, `keras_convit.presets.BASELINES`.
         use_conv_init: bool, the convolutional initialisation of GPSA (paper section 3).
-        trainable_gating: bool. False freezes the gating parameter lambda at 0 (sigma = 0.5),
-            the paper's Table 3 ablation.
+        trainable_gating: bool. False freezes each gating parameter lambda at `gating_init`
+            (paper Table 3, rows b, d).
+        gating_init: float, the initial lambda of every GPSA head; None: 1.0 when trained (the
+            paper's), 0.0 (sigma = 0.5, the paper's Table 3) when frozen.
+        trainable_gpsa: bool. False freezes the GPSA layers whole (positional and content
+            weights, gating), at their initialisation; the rest of the model trains (paper
+            Table 3, rows f and g, with `trainable_gating=False`).
         use_pos_embed: bool, the learned absolute position embedding of the patch tokens.
+        late_attention: the attention of the blocks after the class token joins: "self" (the
+            paper's: every token attends to every token) or "class" (CaiT's class attention,
+            `ClassAttentionBlock`: only the class token, and the distillation token, query and
+            are updated; the patch tokens pass through).
+        distillation: bool, DeiT's distillation token and second head (Touvron et al. 2021):
+            the model outputs the average of both heads; train it with
+            `keras_convit.training.HardDistillation`. Needs a class token, and with a head,
+            `pooling="token"`.
         dropout_rate, attention_dropout_rate: float dropout rates (0 in the paper).
         drop_path_rate: float, stochastic depth, linearly increasing over the blocks to this rate
             (0.1 in the paper's recipe).
@@ -95,6 +117,12 @@ def ConViT(
         )
     validate_architecture(hidden_dim, num_heads, depth, local_up_to_layer, pooling)
     validate_head(include_top, pooling, classes)
+    validate_ablations(
+        use_gpsa, local_up_to_layer, depth, trainable_gpsa, gating_init, late_attention,
+        distillation, include_top, pooling,
+    )  # fmt: skip
+    if gating_init is None:
+        gating_init = 1.0 if trainable_gating else 0.0
     validate_classifier_activation(classifier_activation, weights, include_top)
     validate_weights_argument(
         weights,
@@ -131,39 +159,56 @@ def ConViT(
         x = PositionEmbedding(name="pos_embed")(x)
     x = keras.layers.Dropout(dropout_rate, name="pos_drop")(x)
 
+    num_prefix_tokens = (1 + distillation) * int(local_up_to_layer < depth)
     drop_path_rates = np.linspace(0.0, drop_path_rate, depth)
     for index in range(depth):
         if index == local_up_to_layer:
+            if distillation:  # DeiT's order: class token, distillation token, patches
+                x = ClassTokenInsertion(name="dist_token")(x)
             x = ClassTokenInsertion(name="cls_token")(x)
-        x = TransformerBlock(
-            hidden_dim,
-            num_heads,
-            use_gpsa=use_gpsa and index < local_up_to_layer,
+        block_arguments = dict(
             mlp_ratio=mlp_ratio,
             qkv_bias=qkv_bias,
             dropout_rate=dropout_rate,
             attention_dropout_rate=attention_dropout_rate,
             drop_path_rate=float(drop_path_rates[index]),
-            grid_size=patch_embed.grid_size,
-            locality_strength=locality_strength,
-            use_conv_init=use_conv_init,
-            gating_init=1.0 if trainable_gating else 0.0,
-            trainable_gating=trainable_gating,
             name=f"blocks_{index}",
-        )(x)
+        )
+        if index >= local_up_to_layer and late_attention == "class":
+            block = ClassAttentionBlock(
+                hidden_dim, num_heads, num_query_tokens=num_prefix_tokens, **block_arguments
+            )
+        else:
+            gpsa = use_gpsa and index < local_up_to_layer
+            block = TransformerBlock(
+                hidden_dim,
+                num_heads,
+                use_gpsa=gpsa,
+                grid_size=patch_embed.grid_size,
+                locality_strength=locality_strength,
+                use_conv_init=use_conv_init,
+                gating_init=gating_init,
+                trainable_gating=trainable_gating,
+                trainable_attention=trainable_gpsa or not gpsa,
+                **block_arguments,
+            )
+        x = block(x)
     x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(x)
 
-    num_prefix_tokens = int(local_up_to_layer < depth)
-    if pooling is not None:
-        x = TokenPooling(pooling, num_prefix_tokens=num_prefix_tokens, name="pool")(x)
-    if include_top:
+    if include_top and distillation:
         x = keras.layers.Dropout(dropout_rate, name="head_drop")(x)
-        x = keras.layers.Dense(
-            classes,
-            activation=classifier_activation,
-            kernel_initializer=linear_kernel_initializer(),
-            name="head",
-        )(x)
+        x = DistillationHeads(classes, activation=classifier_activation, name="heads")(x)
+    else:
+        if pooling is not None:
+            x = TokenPooling(pooling, num_prefix_tokens=num_prefix_tokens, name="pool")(x)
+        if include_top:
+            x = keras.layers.Dropout(dropout_rate, name="head_drop")(x)
+            x = keras.layers.Dense(
+                classes,
+                activation=classifier_activation,
+                kernel_initializer=linear_kernel_initializer(),
+                name="head",
+            )(x)
     model = keras.Model(model_inputs, x, name=name)
 
     if weights is not None:

@@ -28,6 +28,45 @@ def validate_architecture(hidden_dim, num_heads, depth, local_up_to_layer, pooli
         )
 
 
+LATE_ATTENTIONS = ("self", "class")
+
+
+def validate_ablations(
+    use_gpsa, local_up_to_layer, depth, trainable_gpsa, gating_init, late_attention,
+    distillation, include_top, pooling,
+):  # fmt: skip
+    """The ablation switches of `ConViT`: each must have something to act on."""
+    has_gpsa = use_gpsa and local_up_to_layer > 0
+    if not trainable_gpsa and not has_gpsa:
+        raise ValueError(
+            "trainable_gpsa=False freezes the GPSA blocks, but this model has none "
+            f"(use_gpsa={use_gpsa}, local_up_to_layer={local_up_to_layer})."
+        )
+    if gating_init is not None and (
+        isinstance(gating_init, bool) or not isinstance(gating_init, (int, float))
+    ):
+        raise ValueError(f"`gating_init` must be a number or None, got {gating_init!r}.")
+    if late_attention not in LATE_ATTENTIONS:
+        raise ValueError(
+            f"`late_attention` must be one of {LATE_ATTENTIONS}, got {late_attention!r}."
+        )
+    has_class_token = local_up_to_layer < depth
+    for argument, active in (
+        ("distillation=True", distillation),
+        ('late_attention="class"', late_attention == "class"),
+    ):
+        if active and not has_class_token:
+            raise ValueError(
+                f"{argument} needs a class token, but local_up_to_layer={local_up_to_layer} "
+                f"equals depth={depth}: lower `local_up_to_layer`."
+            )
+    if distillation and include_top and pooling != "token":
+        raise ValueError(
+            "distillation=True reads its two heads from the class and distillation tokens: "
+            f'use pooling="token" (got pooling={pooling!r}) or include_top=False.'
+        )
+
+
 def validate_head(include_top, pooling, classes):
     allowed = POOLING_MODES if include_top else POOLING_MODES + (None,)
     if pooling not in allowed:

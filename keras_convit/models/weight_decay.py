@@ -3,12 +3,13 @@
 import keras
 
 # Reference `no_weight_decay()` names, in Keras variable paths.
-NO_WEIGHT_DECAY_PATHS = ("pos_embed/embedding", "cls_token/token")
+NO_WEIGHT_DECAY_PATHS = ("pos_embed/embedding", "cls_token/token", "dist_token/token")
 
 
 def is_excluded_from_weight_decay(variable, paths=NO_WEIGHT_DECAY_PATHS):
     """Whether the reference excludes `variable` from weight decay: every 1-D variable (biases,
-    LayerNorm scales, GPSA gating parameters) and the position embedding and class token.
+    LayerNorm scales, GPSA gating parameters), the position embedding, the class token and
+    DeiT's distillation token.
     `pos_proj`'s kernel is decayed, as in the reference."""
     return len(variable.shape) <= 1 or variable.path.endswith(tuple(paths))
 

@@ -18,8 +18,8 @@ def infer_architecture(shapes, grid_size=None, num_heads=None):
 
     Returns:
         dict with `hidden_dim`, `num_heads`, `depth`, `local_up_to_layer`, `patch_size`,
-        `mlp_ratio`, `qkv_bias`, `use_gpsa`, `use_pos_embed`, `input_shape`, `include_top`,
-        `classes` and `pooling`.
+        `mlp_ratio`, `qkv_bias`, `use_gpsa`, `use_pos_embed`, `distillation`, `input_shape`,
+        `include_top`, `classes` and `pooling`.
 
     >>> shapes = {"patch_embed.proj.weight": (64, 3, 16, 16), "pos_embed": (1, 196, 64),
     ...           "cls_token": (1, 1, 64), "blocks.0.attn.qk.weight": (128, 64),
@@ -70,6 +70,7 @@ def infer_architecture(shapes, grid_size=None, num_heads=None):
         "qkv_bias": qkv_bias,
         "use_gpsa": bool(gpsa) or not has_class_token,
         "use_pos_embed": use_pos_embed,
+        "distillation": "dist_token" in shapes,
         "input_shape": (height * patch_size, width * patch_size, channels),
         "include_top": "head.weight" in shapes,
         "classes": shapes["head.weight"][0] if "head.weight" in shapes else 1000,

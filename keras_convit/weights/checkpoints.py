@@ -277,5 +277,6 @@ def _leaf_names(layer_name):
     return {
         "pos_embed": ("embedding",),
         "cls_token": ("token",),
+        "dist_token": ("token",),
         "attn": ("gating_param",),
     }.get(layer_name, ("kernel", "bias"))

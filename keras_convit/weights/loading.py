@@ -130,6 +130,11 @@ def load_reference_state_dict(model, state_dict, source_grid_size=None, source="
     the model has no head. A `pos_embed` of another grid is resampled bicubically to the model's
     grid (`resample_position_embedding`): fine-tune at 384x384 from 224x224 weights this way.
     GPSA's relative positions are not weights; they always follow the model's own grid.
+    DeiT's distillation token fits either way: a checkpoint without one loads into a model
+    with one (the token and `head_dist` start as copies of the class token and head: a start
+    for distillation, whose predictions differ a little from the checkpoint's, since the patch
+    tokens see the class token twice), and a checkpoint with one loads into a model without
+    (its distillation token and head are left out).
 
     Args:
         model: a ConViT model.
@@ -148,7 +153,12 @@ def load_reference_state_dict(model, state_dict, source_grid_size=None, source="
     arrays = {key: _to_numpy(value) for key, value in state_dict.items()}
     variables = {reference_key(variable.path): variable for variable in model.weights}
     if not any(key.startswith("head.") for key in variables):
-        arrays = {key: value for key, value in arrays.items() if not key.startswith("head.")}
+        arrays = {
+            key: value
+            for key, value in arrays.items()
+            if not key.startswith(("head.", "head_dist."))
+        }
+    arrays = _match_distillation_token(arrays, variables)
     missing = [key for key in variables if key not in arrays]
     unexpected = [
         f"{key} {tuple(arrays[key].shape)}"
@@ -176,6 +186,25 @@ def load_reference_state_dict(model, state_dict, source_grid_size=None, source="
         raise ValueError(message)
     for variable, value in values:
         variable.assign(keras.ops.cast(value, variable.dtype))
+
+
+def _match_distillation_token(arrays, variables):
+    """`arrays` with DeiT's distillation token and head added (copies of the class token and
+    head) or left out, to match whether the model has them."""
+    if "dist_token" in variables and "dist_token" not in arrays and "cls_token" in arrays:
+        copies = {"dist_token": "cls_token", "head_dist.weight": "head.weight"}
+        copies["head_dist.bias"] = "head.bias"
+        return {
+            **arrays,
+            **{key: arrays[source] for key, source in copies.items() if source in arrays},
+        }
+    if "dist_token" in arrays and "dist_token" not in variables:
+        return {
+            key: value
+            for key, value in arrays.items()
+            if key != "dist_token" and not key.startswith("head_dist.")
+        }
+    return arrays
 
 
 def _to_numpy(value):

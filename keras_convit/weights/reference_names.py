@@ -7,18 +7,24 @@ import re
 import numpy as np
 
 # Whole-path renames; everything else follows the generic rules below.
-_SPECIAL_PATHS = {"pos_embed/embedding": "pos_embed", "cls_token/token": "cls_token"}
+_SPECIAL_PATHS = {
+    "pos_embed/embedding": "pos_embed",
+    "cls_token/token": "cls_token",
+    "dist_token/token": "dist_token",
+}
 _LEAF_NAMES = {"kernel": "weight", "gamma": "weight", "beta": "bias"}
 
 
 def reference_key(variable_path):
     """The reference state_dict key of a Keras variable path.
 
-    >>> reference_key("blocks_3/attn/qk/kernel")
-    'blocks.3.attn.qk.weight'
+    >>> reference_key("blocks_3/attn/qk/kernel"), reference_key("heads/head_dist/bias")
+    ('blocks.3.attn.qk.weight', 'head_dist.bias')
     """
     if variable_path in _SPECIAL_PATHS:
         return _SPECIAL_PATHS[variable_path]
+    # DeiT's two classifiers are `head` and `head_dist` at the top of its module.
+    variable_path = re.sub(r"^heads/", "", variable_path)
     *modules, leaf = variable_path.split("/")
     modules = [re.sub(r"^blocks_(\d+)$", r"blocks.\1", module) for module in modules]
     return ".".join(modules + [_LEAF_NAMES.get(leaf, leaf)])

@@ -103,6 +103,7 @@ def test_the_reference_variants_are_recognised_from_their_shapes():
         "qkv_bias": False,
         "use_gpsa": True,
         "use_pos_embed": True,
+        "distillation": False,
         "input_shape": (224, 224, 3),
         "include_top": True,
         "classes": 1000,
