@@ -14,7 +14,8 @@ class DataBundle:
     `train` yields (images (batch, size, size, 3) float32 in [0, 255], soft labels
     (batch, num_classes)); `validation` (None when no validation was held out) and `test` yield
     the same with one-hot labels and no augmentation. `train_size` counts the training images
-    after subsampling; an epoch is `steps_per_epoch` batches (the last partial one dropped).
+    after subsampling, `full_train_size` before; an epoch is `steps_per_epoch` batches (the last
+    partial one dropped), `passes_per_epoch` passes over the training images.
     """
 
     train: object
@@ -26,6 +27,8 @@ class DataBundle:
     validation_size: int
     test_size: int
     steps_per_epoch: int
+    full_train_size: int = None
+    passes_per_epoch: float = 1.0
 
     @property
     def num_classes(self):
@@ -43,13 +46,16 @@ def load_dataset(
     eval_batch_size=None,
     data_dir=None,
     seed=0,
+    split_seed=0,
+    full_length_epochs=False,
     cache=None,
 ):
     """Train, validation and test pipelines for a data set, with the DeiT augmentation.
 
     The validation set is held out from the training split first (`validation_fraction` of each
-    class, seeded), then the rest is subsampled per class by `fraction` in stored order
-    (`subsample_indices`), so every fraction shares the same validation and test images.
+    class, drawn with `split_seed`), then the rest is subsampled per class by `fraction` in
+    stored order (`subsample_indices`), so every fraction and every `seed` share the same
+    validation and test images.
 
     Args:
         dataset: "digits", a folder of images (one sub-folder per class), a TFDS name, or a
@@ -63,7 +69,14 @@ def load_dataset(
         test_fraction: held-out test share for sources without a test split.
         eval_batch_size: defaults to `batch_size`.
         data_dir: TFDS data directory.
-        seed: seeds the splits, the shuffling and the augmentation.
+        seed: seeds the shuffling and the augmentation.
+        split_seed: seeds the held-out splits (validation; test, for sources without a test
+            split): kept apart from `seed` so that seeds compare on the same test images.
+        full_length_epochs: with `fraction` < 1, make an epoch as many steps as one over the
+            whole training set (validation held out): the subset repeats, reshuffled, within
+            an epoch. The paper's sample-efficiency protocol scales the epochs by 1 / fraction;
+            this keeps the epoch count instead, so a small fraction does not validate and
+            checkpoint every few steps.
         cache: keep decoded examples in memory; default: only for the digits.
 
     Returns:
@@ -88,16 +101,19 @@ def load_dataset(
             data_dir=data_dir,
             image_size=max(height, width),
             test_fraction=test_fraction,
-            seed=seed,
+            seed=split_seed,
         )
     )
     cache = source.name == "digits" if cache is None else cache
     if validation_fraction == 0 and fraction == 1.0:
         train_indices, validation_indices = None, []  # all: no need to read the labels
-        train_size = source.sizes["train"]
+        train_size = full_train_size = source.sizes["train"]
     else:
         train_labels = source.labels["train"]
-        train_indices, validation_indices = split_per_class(train_labels, validation_fraction, seed)
+        train_indices, validation_indices = split_per_class(
+            train_labels, validation_fraction, split_seed
+        )
+        full_train_size = len(train_indices)
         train_indices = train_indices[subsample_indices(train_labels[train_indices], fraction)]
         train_size = len(train_indices)
     if train_size < batch_size:
@@ -135,6 +151,13 @@ def load_dataset(
             examples, num_classes, (height, width), eval_batch_size, augmentation.crop_fraction
         )
 
+    steps_per_epoch = train_size // batch_size
+    passes_per_epoch = 1.0
+    if full_length_epochs and train_size < full_train_size:
+        full_steps = full_train_size // batch_size
+        passes_per_epoch = full_steps / steps_per_epoch
+        train = train.repeat().take(full_steps)  # each epoch iterates anew, reshuffled
+        steps_per_epoch = full_steps
     test_size = source.sizes["test"]
     return DataBundle(
         train=train,
@@ -145,7 +168,9 @@ def load_dataset(
         train_size=train_size,
         validation_size=len(validation_indices),
         test_size=test_size,
-        steps_per_epoch=train_size // batch_size,
+        steps_per_epoch=steps_per_epoch,
+        full_train_size=full_train_size,
+        passes_per_epoch=passes_per_epoch,
     )
 
 

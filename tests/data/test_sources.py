@@ -82,6 +82,28 @@ def test_load_dataset_subsamples_and_shares_validation_and_test():
         load_dataset("digits", image_size=8, batch_size=512, fraction=0.1)
 
 
+def test_seeds_share_the_held_out_images_and_small_fractions_get_full_length_epochs():
+    def bundle(**kwargs):
+        return load_dataset("digits", image_size=8, batch_size=32, augmentation="none", **kwargs)
+
+    def images(split):
+        return np.concatenate([batch.numpy() for batch, _ in split])
+
+    first, second = bundle(seed=0), bundle(seed=1)
+    np.testing.assert_array_equal(images(first.test), images(second.test))
+    np.testing.assert_array_equal(images(first.validation), images(second.validation))
+    moved = bundle(split_seed=1)
+    assert not np.array_equal(images(moved.validation), images(first.validation))
+
+    tenth = bundle(fraction=0.1, full_length_epochs=True)
+    assert tenth.full_train_size == first.train_size == first.full_train_size
+    assert tenth.steps_per_epoch == first.train_size // 32 == sum(1 for _ in tenth.train)
+    assert tenth.passes_per_epoch == tenth.steps_per_epoch / (tenth.train_size // 32) > 9
+    # Each epoch draws afresh: the subset's images, reshuffled, not one fixed sequence.
+    epochs = [np.concatenate([labels.numpy() for _, labels in tenth.train]) for _ in range(2)]
+    assert not np.array_equal(*epochs)
+
+
 def test_unknown_tfds_name():
     pytest.importorskip("tensorflow_datasets")
     with pytest.raises(DatasetUnavailableError, match="not a TFDS data set name"):
