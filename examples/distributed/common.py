@@ -139,6 +139,8 @@ def load_data(config, batch_size=None):
         validation_fraction=config.validation_fraction,
         data_dir=config.data_dir,
         seed=config.seed,
+        split_seed=config.split_seed,
+        full_length_epochs=config.full_length_epochs,
     )
 
 
@@ -210,7 +212,7 @@ def fit(model, data, config, args, **fit_kwargs):
     history = model.fit(
         data.train,
         validation_data=data.validation,
-        epochs=config.total_epochs,
+        epochs=config.epochs,
         steps_per_epoch=steps_per_epoch(data, args),
         callbacks=[NonFiniteLossGuard()],
         verbose=args.verbose,

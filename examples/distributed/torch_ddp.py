@@ -118,7 +118,7 @@ def train(args, dist, torch, use_cuda, local_rank):
     initial = [variable.numpy().copy() for variable in model.trainable_variables]
 
     loss = None
-    for epoch in range(config.total_epochs):
+    for epoch in range(config.epochs):
         losses = []
         for images, labels in train_batches.take(steps).as_numpy_iterator():
             images = keras.ops.convert_to_tensor(images)
@@ -135,7 +135,7 @@ def train(args, dist, torch, use_cuda, local_rank):
         dist.all_reduce(loss_sum)
         loss = loss_sum.item() / (len(losses) * world)
         if rank == 0 and args.verbose:
-            print(f"epoch {epoch + 1}/{config.total_epochs}: loss {loss:.4f}", flush=True)
+            print(f"epoch {epoch + 1}/{config.epochs}: loss {loss:.4f}", flush=True)
         if not math.isfinite(loss):
             break
 

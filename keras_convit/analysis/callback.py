@@ -130,7 +130,9 @@ class AnalysisLogger(keras.callbacks.Callback):
             self._write(epoch + 1, logs or {})
 
     def _write(self, epoch, logs):
-        record = {"epoch": epoch, **analysis_record(self.model, self.images, self.batch_size)}
+        # A `HardDistillation` trains a student: the ConViT to analyse.
+        model = getattr(self.model, "student", self.model)
+        record = {"epoch": epoch, **analysis_record(model, self.images, self.batch_size)}
         record["logs"] = {
             name: _jsonable(value)
             for name, value in logs.items()

@@ -9,6 +9,8 @@ Examples:
     KERAS_BACKEND=jax keras-convit train --model ConViTTiny --dataset imagenette --epochs 100
     keras-convit train --dataset path/to/images --image-size 224 --fraction 0.1
     keras-convit train --output-dir runs/demo --resume        # continue an unfinished run
+    keras-convit train --baseline --fraction 0.1              # the DeiT twin, on 10% of the data
+    keras-convit train --teacher runs/cnn/model.keras         # hard distillation from a teacher
 """
 
 import argparse
@@ -16,7 +18,7 @@ import json
 import os
 
 from keras_convit.cli import CommandFailed
-from keras_convit.presets import PRESETS
+from keras_convit.presets import BASELINES, PRESETS
 from keras_convit.training.callbacks import NonFiniteLossError
 from keras_convit.training.config import AUGMENTATIONS, DIGITS_DEFAULTS, PAPER_DEFAULTS, TrainConfig
 from keras_convit.training.job import run_training
@@ -61,7 +63,9 @@ def configure_parser(parser):
         dest="scale_epochs",
         action="store_false",
         default=hidden,
-        help="Do not multiply the epochs by 1 / fraction (the paper does).",
+        help="With --fraction, make an epoch one pass over the subset instead of as many "
+        "steps as an epoch of the whole training set (the paper's protocol: the same images "
+        "seen, the epochs scaled by 1 / fraction in passes).",
     )
     data.add_argument(
         "--validation-fraction",
@@ -69,6 +73,13 @@ def configure_parser(parser):
         default=hidden,
         help="Share of each training class held out to pick the best epoch (default "
         f"{_default('validation_fraction')}; 0: keep the last epoch).",
+    )
+    data.add_argument(
+        "--split-seed",
+        type=int,
+        default=hidden,
+        help="Seed of the held-out validation (and test) split, kept apart from --seed so that "
+        f"seeds compare on the same images (default {_default('split_seed')}).",
     )
     data.add_argument(
         "--augmentation",
@@ -93,9 +104,20 @@ def configure_parser(parser):
     )
     model.add_argument(
         "--baseline",
-        action="store_true",
+        nargs="?",
+        const="deit",
+        choices=sorted({name.replace("_", "-") for name in BASELINES} | set(BASELINES)),
         default=hidden,
-        help="Train the DeiT baseline of the same size (GPSA off).",
+        help="Train a baseline of the model's size without GPSA: deit (the default) is DeiT's "
+        "layout, the class token from the first block (the model's *_deit preset); in-place "
+        "swaps GPSA for attention and keeps the class token late (an ablation, not DeiT).",
+    )
+    model.add_argument(
+        "--teacher",
+        default=hidden,
+        metavar="MODEL",
+        help="A .keras classifier of the same images and classes: train with DeiT's hard "
+        "distillation (a distillation token and head learn its top class).",
     )
     model.add_argument(
         "--drop-path", type=float, default=hidden, help=f"Drop path rate ({_default('drop_path')})."
@@ -122,7 +144,11 @@ def configure_parser(parser):
         "--min-lr", type=float, default=hidden, help=f"Final rate ({_default('min_lr')})."
     )
     optimization.add_argument(
-        "--warmup-epochs", type=float, default=hidden, help=_per_dataset("warmup_epochs")
+        "--warmup-epochs",
+        type=float,
+        default=hidden,
+        help=f"Linear warm-up, in epochs ({_per_dataset('warmup_epochs')}); with --fraction "
+        "they are whole-set epochs, so the warm-up spans the same steps as at fraction 1.",
     )
     optimization.add_argument(
         "--weight-decay", type=float, default=hidden, help=str(_default("weight_decay"))

@@ -12,6 +12,7 @@ from keras_convit.training.callbacks import (
     RunCheckpoint,
 )
 from keras_convit.training.config import ConfigError, TrainConfig, small_data_defaults
+from keras_convit.training.distillation import HardDistillation
 from keras_convit.training.files import save_weights_safely, write_history_csv
 from keras_convit.training.job import build_model, run_training, training_callbacks
 from keras_convit.training.lock import RunLockedError, run_lock
@@ -22,11 +23,13 @@ from keras_convit.training.recipe import (
     scaled_learning_rate,
 )
 from keras_convit.training.run_directory import RunDirectoryError, prepare_run_directory
+from keras_convit.training.teacher import cnn_teacher
 
 __all__ = [
     "CheckpointWriteError",
     "DROP_PATH_RATE",
     "ConfigError",
+    "HardDistillation",
     "LearningRateLogger",
     "NonFiniteLossError",
     "NonFiniteLossGuard",
@@ -36,6 +39,7 @@ __all__ = [
     "RunLockedError",
     "TrainConfig",
     "build_model",
+    "cnn_teacher",
     "deit_recipe",
     "learning_rate_schedule",
     "prepare_run_directory",

@@ -5,9 +5,8 @@ import inspect
 import math
 import os
 
-from keras_convit.data.subsampling import scaled_epochs
 from keras_convit.models.convit import ConViT
-from keras_convit.presets import PRESETS, canonical_name, get_preset
+from keras_convit.presets import BASELINES, PRESETS, canonical_name, get_preset
 from keras_convit.training import recipe
 
 # Defaults per data set; a flag overrides each, and None image sizes take the model's preset.
@@ -98,7 +97,8 @@ class TrainConfig:
     data_dir: str = None
     model: str = None
     model_args: dict = dataclasses.field(default_factory=dict)
-    baseline: bool = False
+    baseline: str = None
+    teacher: str = None
     image_size: int = None
     epochs: int = None
     batch_size: int = None
@@ -114,6 +114,7 @@ class TrainConfig:
     fraction: float = 1.0
     scale_epochs: bool = True
     validation_fraction: float = 0.1
+    split_seed: int = 0
     use_ema: bool = False
     ema_momentum: float = recipe.EMA_MOMENTUM
     clip_norm: float = None
@@ -137,6 +138,9 @@ class TrainConfig:
             if values[key] is None:
                 values[key] = value
         values["model"] = canonical_name(values["model"]) or values["model"]
+        # The flag of earlier versions: True meant the baseline, which is now DeiT's layout.
+        baseline = {True: "deit", False: None}.get(values["baseline"], values["baseline"])
+        values["baseline"] = str(baseline).replace("-", "_") if baseline else None
         if values["model"] not in PRESETS:
             raise ConfigError(
                 f"model must be one of {', '.join(PRESETS)}, got {values['model']!r}."
@@ -154,6 +158,13 @@ class TrainConfig:
         checks = [
             ("model", self.model in PRESETS, f"one of {', '.join(PRESETS)}"),
             ("model_args", isinstance(self.model_args, dict), 'a JSON object, e.g. {"depth": 6}'),
+            ("baseline", self.baseline in (None, *BASELINES), f"None or {', '.join(BASELINES)}"),
+            (
+                "baseline",
+                not (self.baseline and self.model in PRESETS and PRESETS[self.model].baseline_of),
+                f"None for {self.model}, a baseline already",
+            ),
+            ("teacher", self.teacher is None or os.path.isfile(self.teacher), "a .keras file"),
             ("augmentation", self.augmentation in AUGMENTATIONS, " or ".join(AUGMENTATIONS)),
             ("fraction", 0.0 < self.fraction <= 1.0, "in (0, 1]"),
             ("validation_fraction", 0.0 <= self.validation_fraction < 1.0, "in [0, 1)"),
@@ -180,10 +191,10 @@ class TrainConfig:
     def warnings(self, steps_per_epoch):
         """Settings that will likely train nothing, one sentence each (on a resolved config)."""
         found = []
-        if self.warmup_epochs >= self.total_epochs:
+        if self.warmup_epochs >= self.epochs:
             found.append(
                 f"the warm-up ({self.warmup_epochs:g} epochs) is at least the run "
-                f"({self.total_epochs} epochs): the learning rate never reaches its peak; "
+                f"({self.epochs} epochs): the learning rate never reaches its peak; "
                 "lower --warmup-epochs or raise --epochs."
             )
         if self.lr < TINY_LEARNING_RATE:
@@ -199,28 +210,32 @@ class TrainConfig:
                 f"{grid}x{grid} patch grid: GPSA needs at least 2x2 patches to be local; raise "
                 "--image-size or choose a model with smaller patches."
             )
-        if steps_per_epoch * self.total_epochs < 10:
+        if steps_per_epoch * self.epochs < 10:
             found.append(
-                f"only {steps_per_epoch * self.total_epochs} training steps in all: lower "
+                f"only {steps_per_epoch * self.epochs} training steps in all: lower "
                 "--batch-size or raise --epochs."
             )
         return found
 
     @property
-    def total_epochs(self):
-        """`epochs`, scaled by 1 / fraction when `scale_epochs` (the paper's protocol)."""
-        if self.scale_epochs and self.fraction < 1.0:
-            return scaled_epochs(self.epochs, self.fraction)
-        return self.epochs
+    def full_length_epochs(self):
+        """Whether an epoch is as long as one over the whole training set (the paper's
+        protocol, `scale_epochs` with `fraction` < 1; see `load_dataset(full_length_epochs)`).
+
+        The run then sees as many images as at fraction 1 (`epochs / fraction` passes over the
+        subset), validates and checkpoints `epochs` times, and its warm-up of `warmup_epochs`
+        spans the same steps as at fraction 1. Otherwise an epoch is one pass over the subset.
+        """
+        return self.scale_epochs and self.fraction < 1.0
 
     def compile_arguments(self, model, steps_per_epoch):
-        """`deit_recipe(...)` with these settings, over `total_epochs` of `steps_per_epoch`:
+        """`deit_recipe(...)` with these settings, over `epochs` of `steps_per_epoch`:
         `model.compile(**config.compile_arguments(model, steps_per_epoch))`."""
         return recipe.deit_recipe(
             model,
             self.batch_size,
             steps_per_epoch,
-            self.total_epochs,
+            self.epochs,
             learning_rate=self.lr,
             weight_decay=self.weight_decay,
             warmup_epochs=self.warmup_epochs,
@@ -235,7 +250,9 @@ class TrainConfig:
     def run_name(self):
         name = f"{_slug(self.dataset)}-{self.model}"
         if self.baseline:
-            name += "-deit"
+            name += f"-{self.baseline.replace('_', '-')}"
+        if self.teacher:
+            name += "-distilled"
         if self.fraction < 1.0:
             name += f"-f{self.fraction:g}"
         return name

@@ -19,12 +19,14 @@ from keras_convit.data.augmentation import Augmentation
 from keras_convit.data.pipelines import load_dataset
 from keras_convit.data.sources import resolve_source
 from keras_convit.models.convit import from_preset
+from keras_convit.presets import BASELINES, DEIT_TWIN_SUFFIX
 from keras_convit.training.callbacks import (
     LearningRateLogger,
     NonFiniteLossError,
     NonFiniteLossGuard,
     RunCheckpoint,
 )
+from keras_convit.training.distillation import HardDistillation
 from keras_convit.training.files import save_weights_safely
 from keras_convit.training.lock import LOCK_FILE, run_lock
 from keras_convit.training.report import held_out_report
@@ -40,17 +42,24 @@ from keras_convit.training.run_directory import (
 
 
 def build_model(config, num_classes):
-    """The model of `config` (resolved): its preset with `config.model_args` on top, or with
-    `config.baseline` the same model with plain attention in place of GPSA.
+    """The model of `config` (resolved): its preset with `config.model_args` on top; with
+    `config.baseline` "deit" its DeiT twin (the `*_deit` preset's layout), with "in_place"
+    the in-place ablation (`keras_convit.presets.BASELINES`); with `config.teacher`, with a
+    distillation token and head.
 
     Example:
-    >>> config = keras_convit.training.TrainConfig().resolved()
-    >>> keras_convit.training.build_model(config, 10).output_shape
-    (None, 10)
+    >>> config = keras_convit.training.TrainConfig(baseline="deit").resolved()
+    >>> model = keras_convit.training.build_model(config, 10)
+    >>> model.name, model.output_shape, model.get_layer("blocks_0").use_gpsa
+    ('convit_digits_deit', (None, 10), False)
     """
     arguments = dict(config.model_args)
+    name = config.model
     if config.baseline:
-        arguments["use_gpsa"] = False
+        arguments.update(BASELINES[config.baseline])
+        name += DEIT_TWIN_SUFFIX if config.baseline == "deit" else f"_{config.baseline}"
+    if config.teacher:
+        arguments["distillation"] = True
     return from_preset(
         config.model,
         **arguments,
@@ -58,8 +67,16 @@ def build_model(config, num_classes):
         input_shape=(config.image_size, config.image_size, 3),
         classes=num_classes,
         compile=False,
-        name=f"{config.model}_deit" if config.baseline else config.model,
+        name=name,
     )
+
+
+def load_teacher(path):
+    """The teacher of `--teacher`: a `.keras` classifier, loaded without its compile state."""
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:
+        raise ValueError(f"Cannot load the teacher {path!r} as a .keras model: {error}") from error
 
 
 def run_training(
@@ -113,7 +130,10 @@ def run_training(
     config = given.resolved()
     if data is None:
         source = resolve_source(
-            config.dataset, data_dir=config.data_dir, image_size=config.image_size, seed=config.seed
+            config.dataset,
+            data_dir=config.data_dir,
+            image_size=config.image_size,
+            seed=config.split_seed,
         )
         kept = (1 - config.validation_fraction) * config.fraction
         config = given.resolved(train_size=int(source.sizes["train"] * kept))
@@ -138,7 +158,7 @@ def _run_locked(
     saved = read_run(path)
     checkpoint_dir = os.path.join(path, CHECKPOINT_DIR)
     committed = RunCheckpoint.read_state(checkpoint_dir) if resuming else None
-    epochs = config.total_epochs
+    epochs = config.epochs
     print(
         f"{'Resuming' if resuming else 'Starting'} run in {path} "
         + (f"after epoch {committed['epoch']} of {epochs} " if committed else "")
@@ -158,6 +178,8 @@ def _run_locked(
             validation_fraction=config.validation_fraction,
             data_dir=config.data_dir,
             seed=config.seed,
+            split_seed=config.split_seed,
+            full_length_epochs=config.full_length_epochs,
         )
     scan = getattr(source, "scan", None)
     fingerprint = scan.fingerprint if scan is not None else None
@@ -172,7 +194,9 @@ def _run_locked(
         print("The data set changed since the run began; resuming on the new data.", flush=True)
     print(
         f"Data: {data.train_size} training images ({data.steps_per_epoch} batches of "
-        f"{config.batch_size}), {data.validation_size} validation, {data.test_size} test; "
+        f"{config.batch_size} an epoch"
+        + (f", {data.passes_per_epoch:.3g} passes" if data.passes_per_epoch != 1 else "")
+        + f"), {data.validation_size} validation, {data.test_size} test; "
         f"{data.num_classes} classes.",
         flush=True,
     )
@@ -182,6 +206,11 @@ def _run_locked(
         print(f"Warning: {warning}", file=sys.stderr, flush=True)
     model = build_model(config, data.num_classes)
     model.compile(**config.compile_arguments(model, data.steps_per_epoch))
+    # What `fit` trains: the model, or a distiller of it whose weights hold the teacher's too.
+    trainee = model
+    if config.teacher:
+        trainee = HardDistillation(model, load_teacher(config.teacher))
+        trainee.compile(**config.compile_arguments(trainee, data.steps_per_epoch))
 
     # Training can start: only now is the directory changed.
     if not resuming and saved is not None:
@@ -200,7 +229,7 @@ def _run_locked(
         logger = AnalysisLogger(path, probe, every=config.analysis_every, append=resuming)
         callbacks.insert(len(callbacks) - 1, logger)
     try:
-        model.fit(
+        trainee.fit(
             data.train,
             validation_data=data.validation,
             epochs=epochs,
@@ -208,10 +237,10 @@ def _run_locked(
             verbose=verbose,
             shuffle=False,  # the pipeline shuffles
         )
-        model.load_weights(checkpoint.best_weights_path)
+        trainee.load_weights(checkpoint.best_weights_path)
         if config.use_ema:
             # The file holds the raw weights and, in the optimizer, their average: use it.
-            model.optimizer.finalize_variable_values(model.trainable_variables)
+            trainee.optimizer.finalize_variable_values(trainee.trainable_variables)
         report = held_out_report(model, data.test, data.class_names)
     except NonFiniteLossError as error:
         write_run(path, config, "failed", data_fingerprint=fingerprint, error=str(error))
@@ -230,6 +259,7 @@ def _run_locked(
         "epochs": checkpoint.epoch,
         "train_seconds": round(sum(checkpoint.history.get("epoch_seconds", [])), 1),
         "train_size": data.train_size,
+        "passes_per_epoch": round(data.passes_per_epoch, 3),
         "validation_size": data.validation_size,
         "test_size": data.test_size,
         "unreadable_files": len(scan.unreadable) if scan is not None else 0,

@@ -10,6 +10,7 @@ from keras_convit.models.labels import (
 )
 from keras_convit.models.training_defaults import DEFAULT_WEIGHT_DECAY, default_jit_compile
 from keras_convit.models.weight_decay import ConViTAdamW
+from keras_convit.training.distillation import HardDistillation
 
 BASE_LEARNING_RATE = 5e-4  # per 512 images
 REFERENCE_BATCH_SIZE = 512
@@ -100,7 +101,8 @@ def deit_recipe(
     Drop path 0.1 is a model argument: build the model with `drop_path_rate=DROP_PATH_RATE`.
 
     Args:
-        model: the (built) classifier; `from_logits` follows `outputs_logits(model)`.
+        model: the (built) classifier; `from_logits` follows `outputs_logits(model)`. Or a
+            `HardDistillation` of one, whose loss is on its heads' logits.
         batch_size: global batch size, for the learning-rate scaling.
         steps_per_epoch, epochs: the schedule's length.
 
@@ -134,11 +136,12 @@ def deit_recipe(
         use_ema=use_ema,
         ema_momentum=ema_momentum,
     )
+    distilling = isinstance(model, HardDistillation)
     loss = ClassifierCrossentropy(
-        from_logits=outputs_logits(model), label_smoothing=label_smoothing
+        from_logits=distilling or outputs_logits(model), label_smoothing=label_smoothing
     )
     metrics = [ClassifierAccuracy()]
-    num_classes = model.outputs[0].shape[-1]
+    num_classes = model.classes if distilling else model.outputs[0].shape[-1]
     if top_k and num_classes and num_classes > top_k:
         metrics.append(ClassifierTopKAccuracy(top_k))
     return {

@@ -50,8 +50,12 @@ def test_defaults_are_the_digits_job_and_the_paper_elsewhere():
         "deit",
     )
     assert paper.lr == pytest.approx(5e-4 * 128 / 512) and paper.drop_path == 0.1
-    assert _config(fraction=0.1).total_epochs == 10 * digits.epochs
-    assert _config(fraction=0.1, scale_epochs=False).total_epochs == digits.epochs
+    assert _config(fraction=0.1).full_length_epochs
+    assert not _config(fraction=0.1, scale_epochs=False).full_length_epochs
+    assert not _config().full_length_epochs
+    assert _config(baseline=True).baseline == _config(baseline="deit").baseline == "deit"
+    assert _config(baseline="in-place").baseline == "in_place"
+    assert _config(baseline=False).baseline is None
 
 
 @pytest.mark.parametrize(
@@ -63,15 +67,20 @@ def test_bad_settings(settings, name):
         _config(**settings)
 
 
-def test_build_model_and_its_baseline():
-    config = _config(image_size=16, model_args={"depth": 2, "local_up_to_layer": 1})
-    model = build_model(config, 10)
-    baseline = build_model(
-        _config(image_size=16, baseline=True, model_args={"depth": 2, "local_up_to_layer": 1}), 10
-    )
+def test_build_model_and_its_baselines():
+    shallow = {"depth": 2, "local_up_to_layer": 1}
+    model = build_model(_config(image_size=16, model_args=shallow), 10)
+    deit = build_model(_config(image_size=16, baseline="deit", model_args=shallow), 10)
+    in_place = build_model(_config(image_size=16, baseline="in-place", model_args=shallow), 10)
     assert type(model.get_layer("blocks_0").attn).__name__ == "GatedPositionalSelfAttention"
-    assert type(baseline.get_layer("blocks_0").attn).__name__ == "MultiHeadSelfAttention"
-    assert model.output_shape == baseline.output_shape == (None, 10)
+    for baseline in (deit, in_place):
+        assert type(baseline.get_layer("blocks_0").attn).__name__ == "MultiHeadSelfAttention"
+    names = [[layer.name for layer in m.layers] for m in (deit, in_place)]
+    assert names[0].index("cls_token") == names[0].index("blocks_0") - 1  # DeiT's layout
+    assert names[1].index("cls_token") == names[1].index("blocks_1") - 1  # still late
+    assert (deit.name, in_place.name) == ("convit_digits_deit", "convit_digits_in_place")
+    assert model.output_shape == deit.output_shape == in_place.output_shape == (None, 10)
+    assert _config(baseline="deit").run_name == "digits-convit_digits-deit"
 
 
 def test_new_and_empty_directories_start_a_run(tmp_path):

@@ -48,6 +48,10 @@ BAD = [
     (["--augmentation", "heavy"], "argument --augmentation: invalid choice"),
     (["--verbose", "5"], "argument --verbose: invalid choice"),
     (["--epoch", "3"], "unrecognized arguments: --epoch 3"),
+    (["--baseline", "resnet"], "argument --baseline: invalid choice"),
+    (["--model", "convit_digits_deit", "--baseline"], "baseline must be None for"),
+    (["--teacher", "{tmp}/missing.keras"], "teacher must be a .keras file"),
+    (["--teacher", "{tmp}/a_file"], "Cannot load the teacher"),
 ]
 
 
