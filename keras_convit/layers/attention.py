@@ -77,10 +77,14 @@ class MultiHeadSelfAttention(CompositeLayer):
         self.attention_dropout.build((None, self.num_heads, input_shape[1], input_shape[1]))
         self.proj_dropout.build(input_shape)
 
+    def queries(self, query):
+        """The query tokens of (batch, T, heads, head_dim) queries: all of them."""
+        return query
+
     def call(self, inputs, training=None, return_attention_scores=False):
         length = inputs.shape[1]
         qkv = ops.reshape(self.qkv(inputs), (-1, length, 3, self.num_heads, self.head_dim))
-        query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        query, key, value = self.queries(qkv[:, :, 0]), qkv[:, :, 1], qkv[:, :, 2]
         dropout_active = bool(training) and self.attention_dropout_rate > 0
         scores = None
         if return_attention_scores or dropout_active:
@@ -91,7 +95,7 @@ class MultiHeadSelfAttention(CompositeLayer):
             scores = {"attention": attention}
         else:
             mixed = ops.dot_product_attention(query, key, value, scale=self.scale)
-        outputs = ops.reshape(mixed, (-1, length, self.hidden_dim))
+        outputs = ops.reshape(mixed, (-1, query.shape[1], self.hidden_dim))
         outputs = self.proj_dropout(self.proj(outputs), training=training)
         if return_attention_scores:
             return outputs, scores

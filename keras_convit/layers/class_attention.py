@@ -42,25 +42,8 @@ class ClassAttention(MultiHeadSelfAttention):
             )
         self.num_query_tokens = num_query_tokens
 
-    def call(self, inputs, training=None, return_attention_scores=False):
-        length, queries = inputs.shape[1], self.num_query_tokens
-        qkv = ops.reshape(self.qkv(inputs), (-1, length, 3, self.num_heads, self.head_dim))
-        query, key, value = qkv[:, :queries, 0], qkv[:, :, 1], qkv[:, :, 2]
-        dropout_active = bool(training) and self.attention_dropout_rate > 0
-        scores = None
-        if return_attention_scores or dropout_active:
-            logits = ops.einsum("bnhd,bmhd->bhnm", query, key)
-            attention = ops.softmax(ops.cast(logits, "float32") * self.scale, axis=-1)
-            dropped = self.attention_dropout(ops.cast(attention, value.dtype), training=training)
-            mixed = ops.einsum("bhnm,bmhd->bnhd", dropped, value)
-            scores = {"attention": attention}
-        else:
-            mixed = ops.dot_product_attention(query, key, value, scale=self.scale)
-        outputs = ops.reshape(mixed, (-1, queries, self.hidden_dim))
-        outputs = self.proj_dropout(self.proj(outputs), training=training)
-        if return_attention_scores:
-            return outputs, scores
-        return outputs
+    def queries(self, query):
+        return query[:, : self.num_query_tokens]
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_query_tokens, input_shape[2])

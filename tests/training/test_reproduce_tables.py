@@ -1,28 +1,19 @@
 """examples/reproduce_tables.py in a tiny setting: real `keras-convit train` processes."""
 
 import csv
-import importlib.util
-import pathlib
 
 import pytest
+from examples_loader import load_example
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("sklearn")
 
-EXAMPLE = pathlib.Path(__file__).parents[2] / "examples" / "reproduce_tables.py"
 TINY = '{"hidden_dim": 16, "num_heads": 4, "depth": 2, "local_up_to_layer": 1}'
-
-
-def _load_example():
-    spec = importlib.util.spec_from_file_location("reproduce_tables", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
 def test_the_reproduction_trains_each_row_in_its_process_and_reuses_finished_runs(tmp_path, capsys):
-    example = _load_example()
+    example = load_example("reproduce_tables")
     argv = [
         "--seeds", "0", "--rows", "a", "e", "--fractions", "0.5", "--epochs", "1",
         "--image-size", "8", "--no-distillation", "--output-dir", str(tmp_path),
@@ -41,7 +32,7 @@ def test_the_reproduction_trains_each_row_in_its_process_and_reuses_finished_run
 
 
 def test_the_tables_give_mean_and_spread_over_seeds_beside_the_paper(tmp_path):
-    example = _load_example()
+    example = load_example("reproduce_tables")
     results = [
         {"row": row, "fraction": fraction, "seed": seed, "distilled": distilled,
          "test_accuracy": accuracy + 0.01 * seed, "epochs": 50, "train_size": 100,

@@ -1,27 +1,17 @@
 """examples/sample_efficiency.py in a tiny setting."""
 
 import csv
-import importlib.util
-import pathlib
 
 import pytest
+from examples_loader import load_example
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("sklearn")
 
-EXAMPLE = pathlib.Path(__file__).parents[2] / "examples" / "sample_efficiency.py"
-
-
-def _load_example():
-    spec = importlib.util.spec_from_file_location("sample_efficiency", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.slow
 def test_sample_efficiency_writes_a_table_and_a_plot(tmp_path, capsys):
-    example = _load_example()
+    example = load_example("sample_efficiency")
     argv = [
         "--fractions", "0.5", "0.25", "--epochs", "1", "--no-scale-epochs",
         "--image-size", "8", "--batch-size", "32", "--augmentation", "none",
