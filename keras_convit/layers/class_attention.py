@@ -7,9 +7,10 @@ from keras_convit.layers.block import TransformerBlock
 
 @keras.saving.register_keras_serializable(package="keras_convit")
 class ClassAttention(MultiHeadSelfAttention):
-    """Class attention (Touvron et al. 2021, CaiT, Eq. 3): only the first `num_query_tokens`
-    tokens (the class token, and the distillation token if any) query; every token is a key
-    and a value. The cost is O(N) in the sequence length instead of O(N^2).
+    """Class attention (CaiT, Touvron et al. 2021, "Going deeper with Image Transformers"): the
+    first `num_query_tokens` tokens (the class token, and the distillation token if any)
+    query; every token is a key and a value. The cost is O(N) in the sequence length instead
+    of O(N^2).
 
     The weights are `MultiHeadSelfAttention`'s (one fused `qkv` projection, `proj`), so a
     self-attention block's weights load into a class-attention block.
