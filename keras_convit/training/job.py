@@ -135,7 +135,10 @@ def run_training(
             image_size=config.image_size,
             seed=config.split_seed,
         )
-        kept = (1 - config.validation_fraction) * config.fraction
+        # Full-length epochs keep the whole set's recipe at every fraction (the paper's protocol).
+        kept = (1 - config.validation_fraction) * (
+            1.0 if config.full_length_epochs else config.fraction
+        )
         config = given.resolved(train_size=int(source.sizes["train"] * kept))
     if output_dir is None:  # choose it first, then hold it and check again
         output_dir = prepare_run_directory(config, None, resume, overwrite, explicit)[0]
