@@ -193,13 +193,17 @@ def main(argv=None):
     return results
 
 
-def _summary(results, row, fraction, distilled=False):
-    """(mean, standard deviation, count) of the test accuracy in %, or None."""
-    values = [
-        100 * r["test_accuracy"]
+def _runs(results, row, fraction, distilled=False):
+    return [
+        r
         for r in results
         if (r["row"], r["fraction"], r["distilled"]) == (row, fraction, distilled)
     ]
+
+
+def _summary(results, row, fraction, distilled=False):
+    """(mean, standard deviation, count) of the test accuracy in %, or None."""
+    values = [100 * r["test_accuracy"] for r in _runs(results, row, fraction, distilled)]
     if not values:
         return None
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -268,21 +272,36 @@ def write_tables(results, output_dir, teacher_accuracy=None):
             lines.append(
                 f"| {ROWS[row][0]} | {_cell(plain)} | {_cell(hard)} | {paper[0]} | {paper[1]} |"
             )
-    full = [r for r in results if r["fraction"] == 1.0]
-    if full:
-        third = statistics.fmean(100 * r["val_accuracy_third_quarter"] for r in full)
-        last = statistics.fmean(100 * r["val_accuracy_last_quarter"] for r in full)
-        lines += [
-            "",
-            f"Convergence at fraction 1: mean validation accuracy {third:.1f}% over the third "
-            f"quarter of the epochs, {last:.1f}% over the last quarter ({len(full)} runs).",
-        ]
+    lines += _convergence_table(results)
     markdown = "\n".join(lines) + "\n"
     with open(os.path.join(output_dir, "tables.md"), "w") as file:
         file.write(markdown)
     print(markdown)
     _plot(results, fractions, os.path.join(output_dir, "tables.png"))
     return markdown
+
+
+def _convergence_table(results):
+    """Markdown lines: each model's validation accuracy over the third and the last quarter of
+    its epochs at fraction 1, where a converged run is flat."""
+    models = sorted({(r["row"], r["distilled"]) for r in results if r["fraction"] == 1.0})
+    if not models:
+        return []
+    lines = [
+        "",
+        "Convergence at fraction 1: mean validation accuracy (%) over the third and the last "
+        "quarter of the epochs",
+        "",
+        "| model | third quarter | last quarter |",
+        "|---|---:|---:|",
+    ]
+    for row, distilled in models:
+        runs = _runs(results, row, 1.0, distilled)
+        third = statistics.fmean(100 * r["val_accuracy_third_quarter"] for r in runs)
+        last = statistics.fmean(100 * r["val_accuracy_last_quarter"] for r in runs)
+        name = f"{row} {ROWS[row][0]}" + (", distilled" if distilled else "")
+        lines.append(f"| {name} | {third:.1f} | {last:.1f} |")
+    return lines
 
 
 def _plot(results, fractions, path):
