@@ -164,7 +164,11 @@ class TrainConfig:
                 not (self.baseline and self.model in PRESETS and PRESETS[self.model].baseline_of),
                 f"None for {self.model}, a baseline already",
             ),
-            ("teacher", self.teacher is None or os.path.isfile(self.teacher), "a .keras file"),
+            (
+                "teacher",
+                self.teacher is None or os.path.isfile(self.teacher),
+                "an existing .keras file",
+            ),
             ("augmentation", self.augmentation in AUGMENTATIONS, " or ".join(AUGMENTATIONS)),
             ("fraction", 0.0 < self.fraction <= 1.0, "in (0, 1]"),
             ("validation_fraction", 0.0 <= self.validation_fraction < 1.0, "in [0, 1)"),

@@ -50,7 +50,7 @@ BAD = [
     (["--epoch", "3"], "unrecognized arguments: --epoch 3"),
     (["--baseline", "resnet"], "argument --baseline: invalid choice"),
     (["--model", "convit_digits_deit", "--baseline"], "baseline must be None for"),
-    (["--teacher", "{tmp}/missing.keras"], "teacher must be a .keras file"),
+    (["--teacher", "{tmp}/missing.keras"], "teacher must be an existing .keras file"),
     (["--teacher", "{tmp}/a_file"], "Cannot load the teacher"),
 ]
 
