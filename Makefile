@@ -7,9 +7,9 @@ PYTEST_ARGS ?=
 # pytest-xdist workers per backend: most tests are single-threaded Python (tracing, small ops),
 # so two workers use both cores of the CI machine; PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
-EXTRAS = tensorflow-cpu,jax,torch,data,export,dev
+EXTRAS = tensorflow-cpu,jax,torch,data,export,dev,docs
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test docs lint clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test: venv
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED backends:$$failed"; exit 1; fi; \
 	echo "All backends passed: $(BACKENDS)"
+
+# The docs site (docs/ and the API pages from the docstrings) into site/; --strict fails on a
+# broken link or a missing reference.
+docs: venv
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 lint: venv
 	$(VENV)/bin/ruff check keras_convit tests examples benchmarks
