@@ -95,7 +95,7 @@ def keras_steps(variant, image_size, dtype, jit_compile, depth=None, explicit=Fa
     import numpy as np
 
     sys.path.insert(0, REPOSITORY)
-    from keras_convit.models.convit import from_preset
+    from keras_convit.models import from_preset
 
     if explicit:
         use_explicit_gpsa()

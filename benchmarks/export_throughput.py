@@ -111,7 +111,7 @@ def limit_threads(backend, formats, threads):
 def keras_model(args, timm_convit):
     """The preset as a logits model; timm's weights when `timm_convit` is given."""
     sys.path.insert(0, REPOSITORY)
-    from keras_convit.models.convit import from_preset
+    from keras_convit.models import from_preset
     from keras_convit.weights.loading import load_reference_state_dict
 
     model = from_preset(

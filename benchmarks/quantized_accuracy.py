@@ -89,7 +89,7 @@ def run(args):
 
     sys.path.insert(0, REPOSITORY)
     from keras_convit.deploy.quantization import quantized_layers
-    from keras_convit.training.run_directory import read_run
+    from keras_convit.job import read_run
 
     record = read_run(args.run_dir)
     if record is None or record.get("status") != "finished":

@@ -19,7 +19,7 @@ import csv
 import json
 import os
 
-from keras_convit.training import RunDirectoryError, TrainConfig, run_training
+from keras_convit.job import RunDirectoryError, TrainConfig, run_training
 
 
 def parse_args(argv=None):
@@ -33,7 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--model-args", type=json.loads, default={}, help="JSON, as the CLI.")
     parser.add_argument("--image-size", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--learning-rate", "--lr", type=float, default=None)
     parser.add_argument("--augmentation", choices=("deit", "light", "none"), default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default="runs/sample_efficiency")
@@ -72,7 +72,7 @@ def main(argv=None):
                 image_size=args.image_size,
                 epochs=args.epochs,
                 batch_size=args.batch_size,
-                lr=args.lr,
+                learning_rate=args.learning_rate,
                 augmentation=args.augmentation,
                 fraction=fraction,
                 scale_epochs=args.scale_epochs,

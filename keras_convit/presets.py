@@ -155,6 +155,7 @@ _CONVIT_PRESETS = {
                 }
             ),
             input_size=(16, 16),
+            crop_fraction=1.0,  # 16x16 digits are evaluated whole, as they are trained
         ),
     )
 }

@@ -1,5 +1,7 @@
-"""Imports point down: no module imports the package face or a layer above its own; private
-Keras API is used only in `_keras_compat.py`; the command line lists every command."""
+"""The house rules, read from the imports alone: the library below (`layers` ... `distribution`),
+the programs above (`job`, then `cli`); a room imports only rooms below it or itself, none
+imports the package face, no two modules import each other, even through others; private Keras
+API only in `_keras_compat.py`; the command line lists every command."""
 
 import ast
 import pathlib
@@ -12,51 +14,109 @@ import pytest
 from keras_convit.cli import COMMANDS
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_convit"
-# Each package may not import these (besides the face, which none may).
-FORBIDDEN = {
-    "presets": ("keras_convit.",),
-    "_keras_compat": ("keras_convit.",),
-    "layers": ("keras_convit.models", "keras_convit.weights", "keras_convit.training",
-               "keras_convit.data", "keras_convit.cli", "keras_convit.analysis"),
-    "weights": ("keras_convit.models", "keras_convit.training", "keras_convit.cli",
-                "keras_convit.analysis", "keras_convit.data"),
-    "models": ("keras_convit.training", "keras_convit.cli", "keras_convit.analysis",
-               "keras_convit.data"),
-    "data": ("keras_convit.models", "keras_convit.training", "keras_convit.cli",
-             "keras_convit.weights"),
-    "analysis": ("keras_convit.training", "keras_convit.cli"),
-    "training": ("keras_convit.cli",),
-    "deploy": ("keras_convit.training", "keras_convit.cli", "keras_convit.analysis"),
-}  # fmt: skip
+# The rooms from the ground up. The ground floor imports nothing of the package; a room may
+# import any room before it in this list, and itself. Rooms of one floor import none of each other.
+FLOORS = (
+    ("presets", "_keras_compat", "_files", "_timm_import", "version"),
+    ("layers",),
+    ("weights",),
+    ("models",),
+    ("data", "analysis"),
+    ("training",),
+    ("deploy", "distribution"),
+    ("job",),  # the programs: the main job ...
+    ("cli",),  # ... and the commands
+    ("__main__",),
+)
+RANK = {room: floor for floor, rooms in enumerate(FLOORS) for room in rooms}
+LIBRARY = {room for room, floor in RANK.items() if floor < RANK["job"]}
+
+
+def _module_name(path):
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _room(module):
+    return module.split(".")[1].removesuffix(".py")
 
 
 def _imports(path):
+    """The package modules `path` imports, at any depth of its code (function bodies too):
+    `from a.b import c` is the module a.b.c where that is a module, else a.b."""
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "keras_convit":
-                yield from (f"keras_convit {alias.name}" for alias in node.names)
-            else:
-                yield node.module
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [
+                f"{node.module}.{alias.name}"
+                if f"{node.module}.{alias.name}" in MODULES
+                else node.module
+                for alias in node.names
+            ]
+        else:
+            continue
+        yield from (name for name in names if name.split(".")[0] == "keras_convit")
 
 
-def _modules():
-    return sorted(
-        p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE
-    )
+GRAPH = {module: set(_imports(path)) for module, path in MODULES.items()}
 
 
-@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_imports_point_down(path):
-    room = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
-    imports = list(_imports(path))
-    face = [name for name in imports if name == "keras_convit" or name.startswith("keras_convit ")]
-    assert not face, f"imports the package face: {face}"
-    bad = [name for name in imports if name.startswith(FORBIDDEN.get(room, ()))]
-    assert not bad, f"{room}/ imports a room above it: {bad}"
-    if path.name != "_keras_compat.py":
-        assert not [name for name in imports if name.startswith("keras.src")]
+def test_the_rooms_are_the_package():
+    rooms = {_room(module) for module in MODULES if module != "keras_convit"}
+    assert rooms == set(RANK), f"a room without a floor, or a floor without a room: {rooms}"
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m != "keras_convit"])
+def test_imports_point_down(module):
+    room = _room(module)
+    imported = GRAPH[module]
+    assert "keras_convit" not in imported, "imports the package face"
+    for name in imported:
+        other = _room(name)
+        if other == room:
+            continue
+        assert RANK[other] < RANK[room], f"{room}/ imports {name}, on its floor or above it"
+    if room in LIBRARY:
+        programs = [name for name in imported if _room(name) not in LIBRARY]
+        assert not programs, f"the library imports the programs: {programs}"
+    if module != "keras_convit._keras_compat":
+        source = MODULES[module].read_text()
+        assert "keras.src" not in source, "private Keras API outside _keras_compat.py"
+
+
+def test_no_module_imports_itself_through_others():
+    cycles = []
+    state = {}  # module -> "open" while on the path, "done" after
+
+    def visit(module, path):
+        state[module] = "open"
+        for name in sorted(GRAPH.get(module, ())):
+            if state.get(name) == "open":
+                cycles.append(path[path.index(name) :] + [name])
+            elif name not in state:
+                visit(name, [*path, name])
+        state[module] = "done"
+
+    for module in MODULES:
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "import circles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_module_is_a_house_of_its_own():
+    # One concept per file: past 350 lines a module holds two. GPSA's fast and explicit paths,
+    # tested equal, are one concept written twice on purpose.
+    long = {
+        module: lines
+        for module, path in MODULES.items()
+        if (lines := len(path.read_text().splitlines())) > 350
+        and module != "keras_convit.layers.gpsa"
+    }
+    assert not long, long
 
 
 def test_keras_version_is_the_one_the_compat_module_was_checked_with():

@@ -76,8 +76,16 @@ def argument_parser(doc):
         default=None,
         help="Global batch size, all devices together; the learning rate scales with it.",
     )
-    parser.add_argument("--lr", type=float, default=None, help="Peak rate; default scaled.")
-    parser.add_argument("--base-lr", type=float, default=None, help="Peak rate per 512 images.")
+    parser.add_argument(
+        "--learning-rate", "--lr", type=float, default=None, help="Peak rate; default scaled."
+    )
+    parser.add_argument(
+        "--base-learning-rate",
+        "--base-lr",
+        type=float,
+        default=None,
+        help="Peak rate per 512 images.",
+    )
     parser.add_argument("--warmup-epochs", type=float, default=None)
     parser.add_argument("--augmentation", choices=("deit", "light", "none"), default=None)
     parser.add_argument("--steps", type=int, default=None, help="Steps per epoch (default all).")
@@ -89,8 +97,8 @@ def argument_parser(doc):
 
 
 def train_config(args):
-    """The resolved `keras_convit.training.TrainConfig` of the flags (with --smoke's settings)."""
-    from keras_convit.training import TrainConfig
+    """The resolved `keras_convit.job.TrainConfig` of the flags (with --smoke's settings)."""
+    from keras_convit.job import TrainConfig
 
     settings = {
         "dataset": args.dataset,
@@ -100,8 +108,8 @@ def train_config(args):
         "image_size": args.image_size,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
-        "lr": args.lr,
-        "base_lr": args.base_lr,
+        "learning_rate": args.learning_rate,
+        "base_learning_rate": args.base_learning_rate,
         "warmup_epochs": args.warmup_epochs,
         "augmentation": args.augmentation,
         "seed": args.seed,
@@ -146,7 +154,7 @@ def load_data(config, batch_size=None):
 
 def compiled_model(config, num_classes, steps_per_epoch, **compile_kwargs):
     """The job's ConViT, compiled with the DeiT recipe at the global batch size."""
-    from keras_convit.training import build_model
+    from keras_convit.job import build_model
 
     model = build_model(config, num_classes)
     model.compile(**config.compile_arguments(model, steps_per_epoch), **compile_kwargs)

@@ -69,7 +69,7 @@ def main(argv=None):
     common.check_batch(config, len(devices))
     print(
         f"{ENGINE}: {len(devices)} devices ({devices[0]}, ...), global batch "
-        f"{config.batch_size}, lr {config.lr:.3g}",
+        f"{config.batch_size}, learning rate {config.learning_rate:.3g}",
         flush=True,
     )
     keras.utils.set_random_seed(config.seed)

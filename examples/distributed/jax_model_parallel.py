@@ -82,7 +82,7 @@ def main(argv=None):
     )
     print(
         f"{ENGINE}: mesh {dict(zip(mesh.axis_names, mesh_shape, strict=True))}, global batch "
-        f"{config.batch_size}, lr {config.lr:.3g}",
+        f"{config.batch_size}, learning rate {config.learning_rate:.3g}",
         flush=True,
     )
     keras.utils.set_random_seed(config.seed)
@@ -122,7 +122,7 @@ def main(argv=None):
 def _shallow_copy(config):
     import dataclasses
 
-    from keras_convit.training import build_model
+    from keras_convit.job import build_model
 
     shallow = {**config.model_args, "depth": 2, "local_up_to_layer": 1}
     return build_model(dataclasses.replace(config, model_args=shallow), num_classes=10)

@@ -113,7 +113,7 @@ def main(argv=None):
     common.check_batch(config, replicas)
     print(
         f"{ENGINE}: {type(strategy).__name__} with {replicas} replicas, global batch "
-        f"{config.batch_size}, lr {config.lr:.3g}",
+        f"{config.batch_size}, learning rate {config.learning_rate:.3g}",
         flush=True,
     )
     import keras

@@ -101,7 +101,7 @@ def train(args, dist, torch, use_cuda, local_rank):
     if rank == 0:
         print(
             f"{ENGINE}: {world} processes ({dist.get_backend()}), global batch "
-            f"{config.batch_size}, lr {config.lr:.3g}",
+            f"{config.batch_size}, learning rate {config.learning_rate:.3g}",
             flush=True,
         )
     keras.utils.set_random_seed(config.seed)

@@ -1,45 +1,30 @@
 """The `keras-convit` command (also `python -m keras_convit`): `keras-convit COMMAND --help`.
 
 Each command is a module of this package with `configure_parser(parser)` and `run(args)`;
-`COMMANDS` lists them. A user error ends as one line, `keras-convit COMMAND: error: ...`, with
-exit status 2; `--debug` shows the traceback instead.
+`COMMANDS` lists them; commands only parse, call the library and the job, and print. A user
+error ends as one line, `keras-convit COMMAND: error: ...`, with exit status 2; `--debug` shows
+the traceback instead.
 """
 
 import argparse
-import importlib
 import sys
 
-from keras_convit.data.sources import DatasetUnavailableError
-from keras_convit.training.config import ConfigError
-from keras_convit.training.lock import RunLockedError
-from keras_convit.training.run_directory import RunDirectoryError
+from keras_convit.cli import convert, export, predict, train
+from keras_convit.cli.errors import USAGE_ERROR_STATUS, USER_ERRORS, CommandFailed
 
-# command -> one line of help; the module is keras_convit.cli.<command>.
+# command -> (its module, one line of help).
 COMMANDS = {
-    "train": "Train a ConViT (the main job; with no flags, on the embedded digits).",
-    "convert": "Convert weights between Keras files and reference (timm) checkpoints.",
-    "predict": "Classify images with a model, weights or exported artefact (CSV or JSON).",
-    "export": "Export a model to a deployment format (ONNX, LiteRT, ...), checked in its runtime.",
+    "train": (train, "Train a ConViT (the main job; with no flags, on the embedded digits)."),
+    "convert": (convert, "Convert weights between Keras files and reference (timm) checkpoints."),
+    "predict": (
+        predict,
+        "Classify images with a model, weights or exported artefact (CSV or JSON).",
+    ),
+    "export": (
+        export,
+        "Export a model to a deployment format (ONNX, LiteRT, ...), checked in its runtime.",
+    ),
 }
-# What a user can cause by their arguments, files or environment: reported in one line.
-USER_ERRORS = (
-    ConfigError,
-    RunDirectoryError,
-    RunLockedError,
-    DatasetUnavailableError,
-    ValueError,
-    OSError,
-    ImportError,
-)
-USAGE_ERROR_STATUS = 2
-
-
-class CommandFailed(Exception):
-    """A command ran but did not succeed; its message is printed and `status` returned."""
-
-    def __init__(self, message, status=1):
-        super().__init__(message)
-        self.status = status
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -59,8 +44,7 @@ def build_parser():
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, help_text in COMMANDS.items():
-        module = importlib.import_module(f"keras_convit.cli.{name}")
+    for name, (module, help_text) in COMMANDS.items():
         subparser = commands.add_parser(
             name, help=help_text, description=help_text, allow_abbrev=False
         )

@@ -5,8 +5,8 @@ MODEL is a `.keras` file (such as a training run's model.keras) or a weights fil
 loaded in its runtime and checked against the Keras model (`keras_convit.deploy.export_model`);
 the formats are those of the current backend (`keras_convit.deploy.export_formats()`). The class
 names, when known (--class-names, the training run's metrics.json, the ImageNet names of a
-preset's 1000 classes), go beside the artefact as <OUT>.classes.json, which
-`keras-convit predict` reads.
+preset's 1000 classes), and whether the artefact outputs logits or probabilities, go beside
+the artefact as <OUT>.classes.json, which `keras-convit predict` reads.
 
 Examples:
     keras-convit export runs/demo/model.keras exported/demo.onnx --format onnx
@@ -18,15 +18,16 @@ import os
 
 import keras
 
-from keras_convit.cli import CommandFailed
-from keras_convit.cli.predict import load_keras_model, model_kind
-from keras_convit.deploy.class_names import read_class_names, sidecar_path, write_class_names
+from keras_convit.cli.errors import CommandFailed
+from keras_convit.deploy.class_names import read_class_names, write_sidecar
+from keras_convit.deploy.classifier import load_keras_model, model_kind
 from keras_convit.deploy.export import (
     FORMATS_BY_BACKEND,
     ExportMismatchError,
     export_formats,
     export_model,
 )
+from keras_convit.models.labels import outputs_logits
 from keras_convit.presets import PRESETS
 
 
@@ -86,11 +87,9 @@ def run(args):
         report = export_model(model, args.output, format=args.format)
     except ExportMismatchError as error:  # not the user's doing: the exporter's or ours
         raise CommandFailed(f"failed: {error}", status=1) from error
-    names_note = ""
-    if class_names is not None:
-        names_note = f"; class names in {write_class_names(report.path, class_names)}"
-    elif os.path.isfile(sidecar_path(report.path)):
-        os.remove(sidecar_path(report.path))  # left by an earlier export: no longer true
+    # Always written: it records the outputs, and replaces the names of an earlier export.
+    sidecar = write_sidecar(report.path, outputs_logits(model), class_names)
+    names_note = f"; class names in {sidecar}" if class_names is not None else ""
     print(
         f"Wrote {report.path} ({report.format}); max |difference| from the Keras model "
         f"{report.max_abs_difference:.3g}{names_note}"

@@ -20,27 +20,19 @@ Examples:
 import argparse
 import contextlib
 import csv
-import dataclasses
-import json
+import io
 import os
 import sys
 
 import keras
 import numpy as np
 
-from keras_convit.data.augmentation import Augmentation
-from keras_convit.deploy.class_names import find_class_names, read_class_names
+from keras_convit._files import write_json_atomically, write_text_atomically
+from keras_convit.deploy.class_names import read_class_names
+from keras_convit.deploy.classifier import load_classifier, model_kind
 from keras_convit.deploy.images import find_images, load_images
-from keras_convit.deploy.runtimes import ARTIFACT_SUFFIXES, load_artifact
-from keras_convit.models.conversion import describe_architecture
-from keras_convit.models.convit import from_preset
-from keras_convit.models.labels import outputs_logits
-from keras_convit.models.preprocessing import imagenet_classes
-from keras_convit.presets import PRESETS, get_preset
-from keras_convit.weights.architecture import infer_architecture
-from keras_convit.weights.loading import load_reference_state_dict, read_state_dict
+from keras_convit.presets import IMAGENET_CROP_FRACTION, PRESETS
 
-WEIGHT_SUFFIXES = (".weights.h5", ".safetensors", ".pth", ".bin")
 OUTPUT_SUFFIXES = (".csv", ".json")
 DEFAULT_TOP_K = 5
 
@@ -96,7 +88,7 @@ def configure_parser(parser):
         default=1.0,
         metavar="F",
         help="centre crop keeping F of the shorter side before resizing (default 1.0: all; "
-        f"{Augmentation().crop_fraction} is the DeiT / ImageNet evaluation crop)",
+        f"{IMAGENET_CROP_FRACTION} is the DeiT / ImageNet evaluation crop)",
     )
     return parser
 
@@ -150,195 +142,6 @@ def run(args):
     return 0
 
 
-@dataclasses.dataclass(frozen=True)
-class Classifier:
-    """A model that `predict` runs: its input (height, width, channels), its number of classes,
-    the class names it carries (or None) and `predict(images) -> probabilities` on float32
-    (batch, height, width, 3) images in [0, 255]."""
-
-    image_shape: tuple
-    num_classes: int
-    class_names: tuple
-    predict: object
-
-
-def load_classifier(path, variant=None, batch_size=32, safe_mode=True):
-    """The `Classifier` at `path`: a `.keras` file, a weights file with `variant`, or an
-    exported artefact (read by `keras_convit.deploy.load_artifact`; `safe_mode=False` lets a
-    `.pt2` program load).
-
-    Example:
-    >>> import tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.keras")
-    >>> keras_convit.ConViT(64, 4, depth=2, local_up_to_layer=1, patch_size=8, classes=3,
-    ...                     input_shape=(32, 32, 3), compile=False).save(path)
-    >>> classifier = load_classifier(path)
-    >>> classifier.image_shape, classifier.num_classes, classifier.class_names
-    ((32, 32, 3), 3, None)
-    >>> classifier.predict(np.zeros((2, 32, 32, 3), "float32")).sum(axis=-1).round(4)
-    array([1., 1.], dtype=float32)
-    """
-    kind = model_kind(path, variant)
-    if kind == "artifact":
-        return _artifact_classifier(path, safe_mode)
-    model, class_names = load_keras_model(path, variant)
-    logits = outputs_logits(model)
-
-    def predict(images):
-        outputs = np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
-        return softmax(outputs) if logits else outputs
-
-    return Classifier(
-        image_shape=tuple(model.input_shape[1:]),
-        num_classes=int(model.output_shape[-1]),
-        class_names=class_names,
-        predict=predict,
-    )
-
-
-def model_kind(path, variant=None):
-    """ "keras", "weights" or "artifact" for the model at `path`; ValueError or OSError (both one
-    line from the command) when it is missing or its kind is unknown.
-
-    Example:
-    >>> import tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.onnx")
-    >>> _ = open(path, "wb").write(b"")
-    >>> model_kind(path)
-    'artifact'
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no model at {path!r}")
-    name = path.lower()
-    if os.path.isdir(path):
-        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-            raise ValueError(f"the folder {path!r} is not a SavedModel (no saved_model.pb)")
-        kind = "artifact"
-    elif name.endswith(".keras"):
-        kind = "keras"
-    elif name.endswith(WEIGHT_SUFFIXES):
-        kind = "weights"
-    elif name.endswith(tuple(suffix for suffix in ARTIFACT_SUFFIXES.values() if suffix)):
-        kind = "artifact"
-    else:
-        artifacts = ", ".join(suffix for suffix in ARTIFACT_SUFFIXES.values() if suffix)
-        raise ValueError(
-            f"unknown kind of model {path!r}: expected a .keras file, a weights file "
-            f"({', '.join(WEIGHT_SUFFIXES)}) with --variant, or an exported artefact "
-            f"({artifacts} or a SavedModel folder)"
-        )
-    if kind == "weights" and variant is None:
-        raise ValueError(
-            f"the weights file {path!r} needs --variant NAME, the preset it holds "
-            f"({', '.join(PRESETS)})"
-        )
-    if kind != "weights" and variant is not None:
-        raise ValueError(f"--variant is for weights files; {path!r} holds its architecture")
-    return kind
-
-
-def load_keras_model(path, variant=None):
-    """(a Keras classifier, its class names or None) from a `.keras` file or from a weights
-    file of the preset `variant`; the weights' architecture must be the preset's.
-
-    Example:
-    >>> import tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "digits.weights.h5")
-    >>> keras_convit.from_preset("convit_digits", classes=3, compile=False).save_weights(path)
-    >>> model, names = load_keras_model(path, "convit_digits")
-    >>> model.name, model.input_shape, model.output_shape, names
-    ('convit_digits', (None, 16, 16, 3), (None, 3), None)
-    """
-    path = os.fspath(path)
-    if model_kind(path, variant) == "artifact":
-        raise ValueError(f"{path!r} is an exported artefact, not a Keras model or weights file")
-    if variant is None:
-        try:
-            model = keras.saving.load_model(path, compile=False)
-        except Exception as error:  # zip, HDF5 and deserialisation errors of a user's file
-            raise ValueError(f"cannot load {path!r} as a Keras model: {error}") from error
-        class_names = find_class_names(path)
-    else:
-        model, class_names = _model_of_weights(path, get_preset(variant))
-    shape = tuple(model.input_shape)
-    if len(shape) != 4 or shape[-1] != 3 or len(model.output_shape) != 2:
-        raise ValueError(
-            f"{path!r} is not an image classifier of RGB images: its input is {shape}, its "
-            f"output {tuple(model.output_shape)}"
-        )
-    return model, class_names
-
-
-def softmax(logits):
-    """Softmax over the last axis of a numpy array, in float32.
-
-    >>> softmax(np.array([[0.0, np.log(3.0)]]))
-    array([[0.25, 0.75]], dtype=float32)
-    """
-    shifted = np.asarray(logits, dtype="float64")
-    shifted = shifted - shifted.max(axis=-1, keepdims=True)
-    exponentials = np.exp(shifted)
-    return (exponentials / exponentials.sum(axis=-1, keepdims=True)).astype("float32")
-
-
-def _model_of_weights(path, preset):
-    """The preset's model with the weights file `path`, and the ImageNet names for a 1000-class
-    head of a preset with ImageNet weights."""
-    state_dict, grid = read_state_dict(path)
-    shapes = {key: tuple(value.shape) for key, value in state_dict.items()}
-    config = infer_architecture(shapes, grid_size=grid, num_heads=preset.num_heads)
-    different = [key for key, value in preset.architecture.items() if config[key] != value]
-    if different:
-        expected = ", ".join(f"{key} {preset.architecture[key]!r}" for key in different)
-        raise ValueError(
-            f"{path!r} holds {describe_architecture(config)}, not the {preset.name} "
-            f"architecture ({expected})"
-        )
-    if not config["include_top"] or config["input_shape"][2] != 3:
-        raise ValueError(f"{path!r} holds no classifier of RGB images (no head, or not RGB)")
-    model = from_preset(
-        preset.name,
-        input_shape=config["input_shape"],
-        classes=config["classes"],
-        classifier_activation=None,
-        compile=False,
-    )
-    load_reference_state_dict(model, state_dict, source_grid_size=grid, source=path)
-    class_names = None
-    if preset.has_imagenet_weights and config["classes"] == 1000:
-        class_names = tuple(description.split(",")[0] for _, description in imagenet_classes())
-    return model, class_names
-
-
-def _artifact_classifier(path, safe_mode):
-    if safe_mode and os.fspath(path).endswith(ARTIFACT_SUFFIXES["torch"]):
-        raise ValueError(
-            f"{path!r}: pickled objects in a .pt2 program run code when it loads; pass --unsafe "
-            "only for a file you made"
-        )
-    artifact = load_artifact(path, safe_mode=safe_mode)
-    image_shape = tuple(int(side) for side in artifact.image_shape)
-    probe = np.asarray(artifact.predict(np.zeros((1, *image_shape), "float32")))
-    reading = {}
-
-    def predict(images):
-        outputs = np.asarray(artifact.predict(images), dtype="float32")
-        if "probabilities" not in reading:  # decided once, on the first real batch
-            sums = outputs.sum(axis=-1)
-            reading["probabilities"] = bool(
-                np.all(outputs >= 0) and np.allclose(sums, 1.0, atol=1e-3)
-            )
-        return outputs if reading["probabilities"] else softmax(outputs)
-
-    return Classifier(
-        image_shape=image_shape,
-        num_classes=int(probe.shape[-1]),
-        class_names=find_class_names(path),
-        predict=predict,
-    )
-
-
 def _check_arguments(args):
     if args.top_k is not None and args.top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
@@ -390,22 +193,20 @@ def _write(rows, top_k, class_names, output):
             }
             for path, best in rows
         ]
-        with open(output, "w", encoding="utf-8") as file:
-            json.dump(records, file, indent=1, ensure_ascii=False)
-            file.write("\n")
+        write_json_atomically(output, records, ensure_ascii=False)
         return
     header = ["path"]
     for rank in range(1, top_k + 1):
         header += [f"class_{rank}", f"probability_{rank}"]
-    with contextlib.ExitStack() as stack:
-        if output is None:
-            file = sys.stdout
-        else:
-            file = stack.enter_context(open(output, "w", encoding="utf-8", newline=""))
-        writer = csv.writer(file, lineterminator="\n")
-        writer.writerow(header)
-        for path, best in rows:
-            cells = [path]
-            for index, probability in best:
-                cells += [name(index), f"{probability:.6g}"]
-            writer.writerow(cells)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    for path, best in rows:
+        cells = [path]
+        for index, probability in best:
+            cells += [name(index), f"{probability:.6g}"]
+        writer.writerow(cells)
+    if output is None:
+        sys.stdout.write(text.getvalue())
+    else:
+        write_text_atomically(output, text.getvalue())

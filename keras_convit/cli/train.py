@@ -1,8 +1,10 @@
 """`keras-convit train`: the main job.
 
 With no flags it trains a small ConViT on scikit-learn's handwritten digits (offline, a few
-minutes on two CPU cores) and writes runs/digits-convit_digits/. Any other data set gets the
-paper's recipe (ConViT-Ti, 224x224, 300 epochs, DeiT augmentation) unless flags say otherwise.
+minutes on two CPU cores) and writes runs/digits-convit_digits/. A data set of 50,000 training
+images or more gets the paper's recipe (ConViT-Ti, 224x224, 300 epochs, DeiT augmentation); a
+smaller folder or TFDS set gets the small-data defaults (a batch, rate and epoch count from its
+size, the light augmentation: keras_convit.job.small_data_defaults). Flags override each.
 
 Examples:
     keras-convit train --output-dir runs/demo
@@ -17,11 +19,11 @@ import argparse
 import json
 import os
 
-from keras_convit.cli import CommandFailed
+from keras_convit.cli.errors import CommandFailed
+from keras_convit.job.config import AUGMENTATIONS, DIGITS_DEFAULTS, PAPER_DEFAULTS, TrainConfig
+from keras_convit.job.run import run_training
 from keras_convit.presets import BASELINES, PRESETS
 from keras_convit.training.callbacks import NonFiniteLossError
-from keras_convit.training.config import AUGMENTATIONS, DIGITS_DEFAULTS, PAPER_DEFAULTS, TrainConfig
-from keras_convit.training.job import run_training
 
 
 def configure_parser(parser):
@@ -120,7 +122,11 @@ def configure_parser(parser):
         "distillation (a distillation token and head learn its top class).",
     )
     model.add_argument(
-        "--drop-path", type=float, default=hidden, help=f"Drop path rate ({_default('drop_path')})."
+        "--drop-path-rate",
+        "--drop-path",
+        type=float,
+        default=hidden,
+        help=f"Stochastic depth rate of the last block ({_default('drop_path_rate')}).",
     )
 
     optimization = parser.add_argument_group("optimization (the DeiT recipe)")
@@ -129,19 +135,26 @@ def configure_parser(parser):
         "--batch-size", type=int, default=hidden, help=_per_dataset("batch_size")
     )
     optimization.add_argument(
+        "--learning-rate",
         "--lr",
         type=float,
         default=hidden,
-        help="Peak learning rate (default: base-lr x batch size / 512).",
+        help="Peak learning rate (default: the base rate x batch size / 512, or a small data "
+        "set's rate).",
     )
     optimization.add_argument(
+        "--base-learning-rate",
         "--base-lr",
         type=float,
         default=hidden,
-        help=f"Learning rate per 512 images ({_per_dataset('base_lr')}).",
+        help=f"Learning rate per 512 images ({_per_dataset('base_learning_rate')}).",
     )
     optimization.add_argument(
-        "--min-lr", type=float, default=hidden, help=f"Final rate ({_default('min_lr')})."
+        "--min-learning-rate",
+        "--min-lr",
+        type=float,
+        default=hidden,
+        help=f"Final rate ({_default('min_learning_rate')}).",
     )
     optimization.add_argument(
         "--warmup-epochs",
@@ -167,7 +180,11 @@ def configure_parser(parser):
         "--ema-momentum", type=float, default=hidden, help=str(_default("ema_momentum"))
     )
     optimization.add_argument(
-        "--clip-norm", type=float, default=hidden, help="Global gradient-norm clipping (off)."
+        "--clipnorm",
+        "--clip-norm",
+        type=float,
+        default=hidden,
+        help="Global gradient-norm clipping (off).",
     )
     optimization.add_argument("--seed", type=int, default=hidden, help=str(_default("seed")))
     optimization.add_argument(
@@ -190,7 +207,7 @@ def configure_parser(parser):
         "--resume",
         action="store_true",
         help="Continue the unfinished run in --output-dir with its saved settings (flags you "
-        "give change them, e.g. a lower --lr after a non-finite loss).",
+        "give change them, e.g. a lower --learning-rate after a non-finite loss).",
     )
     run.add_argument(
         "--overwrite", action="store_true", help="Delete the run in --output-dir and start again."

@@ -2,9 +2,12 @@
 
 import dataclasses
 
-from keras_convit.data.augmentation import Augmentation, RandomResizedCrop
+from keras_convit.data.augmentation import Augmentation
+from keras_convit.data.crop import RandomResizedCrop
+from keras_convit.data.images import require_tensorflow
 from keras_convit.data.sources import Source, resolve_source
 from keras_convit.data.subsampling import split_per_class, subsample_indices
+from keras_convit.presets import IMAGENET_CROP_FRACTION
 
 
 @dataclasses.dataclass
@@ -253,7 +256,9 @@ def augmented_batches(
     return dataset.prefetch(autotune)
 
 
-def evaluation_batches(examples, num_classes, image_size, batch_size, crop_fraction=0.875):
+def evaluation_batches(
+    examples, num_classes, image_size, batch_size, crop_fraction=IMAGENET_CROP_FRACTION
+):
     """Evaluation batches: resize and centre crop (keeping `crop_fraction` of the shorter side),
     one-hot labels, the last batch partial.
 
@@ -276,14 +281,3 @@ def evaluation_batches(examples, num_classes, image_size, batch_size, crop_fract
 
     dataset = examples.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def require_tensorflow():
-    """Raises a clear ImportError when TensorFlow, which runs the tf.data pipelines, is missing."""
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError as error:
-        raise ImportError(
-            "keras_convit's data pipelines use tf.data, which feeds every Keras backend: "
-            "pip install tensorflow-cpu (or tensorflow) beside your backend."
-        ) from error

@@ -17,20 +17,23 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import sys
-import tempfile
 import warnings
 
-from keras_convit.data.sources import (
-    IMAGE_EXTENSIONS,
+from keras_convit._files import keras_home, write_json_atomically
+from keras_convit.data.images import (
     TEST_FOLDER_NAMES,
-    DatasetUnavailableError,
-    _decode_image,
+    decode_error_reason,
+    is_image_file,
+    read_image,
 )
 
 CACHE_FILE_NAME = ".keras_convit_scan.json"
 _CACHE_VERSION = 1
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A data set that is missing locally and cannot be fetched; the message says what to do."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +167,7 @@ def default_cache_path(root):
     if os.access(root, os.W_OK):
         return os.path.join(root, CACHE_FILE_NAME)
     digest = hashlib.sha256(os.path.abspath(root).encode()).hexdigest()[:16]
-    return os.path.join(_keras_home(), "keras_convit", "scans", f"{digest}.json")
+    return os.path.join(keras_home(), "keras_convit", "scans", f"{digest}.json")
 
 
 def _layout(root):
@@ -202,7 +205,7 @@ def _list_files(root, class_names, folders):
             if not os.path.isdir(directory):
                 raise DatasetUnavailableError(f"Class folder {directory!r} is missing.")
             for entry in sorted(os.scandir(directory), key=lambda entry: entry.name):
-                if not entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                if not is_image_file(entry.name):
                     skipped += 1
                     continue
                 try:
@@ -239,11 +242,9 @@ def _decode_error(path):
     import tensorflow as tf
 
     try:
-        _decode_image(tf.io.read_file(path))
+        read_image(path)
     except tf.errors.OpError as error:
-        # "{{function_node ...}} Invalid PNG data, size 45 [Op:DecodeImage] name: "
-        message = re.sub(r"^\{\{.*?\}\}\s*", "", error.message)
-        return re.sub(r"\s*\[Op:.*$", "", message, flags=re.S) or type(error).__name__
+        return decode_error_reason(error)
     return None
 
 
@@ -288,26 +289,9 @@ def _write_cache(path, root, verdicts):
         "root": os.path.abspath(root),
         "files": {name: [size, mtime, reason] for (name, size, mtime), reason in verdicts.items()},
     }
-    directory = os.path.dirname(path) or "."
     try:
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         # Written whole then renamed, so a concurrent scan reads the old or the new cache.
-        with tempfile.NamedTemporaryFile(
-            "w",
-            dir=directory,
-            prefix=CACHE_FILE_NAME,
-            suffix=".tmp",
-            delete=False,
-            encoding="utf-8",
-        ) as file:
-            json.dump(data, file, separators=(",", ":"))
-        os.replace(file.name, path)
+        write_json_atomically(path, data, separators=(",", ":"), indent=None)
     except OSError as error:
         warnings.warn(f"Could not write the scan cache {path!r}: {error}", stacklevel=3)
-
-
-def _keras_home():
-    if "KERAS_HOME" in os.environ:
-        return os.environ["KERAS_HOME"]
-    home = os.path.expanduser("~")
-    return os.path.join(home if os.access(home, os.W_OK) else "/tmp", ".keras")

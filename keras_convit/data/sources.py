@@ -12,13 +12,9 @@ import warnings
 import numpy as np
 
 from keras_convit.data.digits import load_digits
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-TEST_FOLDER_NAMES = ("test", "val", "validation")
-
-
-class DatasetUnavailableError(RuntimeError):
-    """A data set that is missing locally and cannot be fetched; the message says what to do."""
+from keras_convit.data.images import IMAGE_EXTENSIONS, as_rgb, read_image
+from keras_convit.data.scan import DatasetUnavailableError, scan_folder
+from keras_convit.data.subsampling import split_per_class
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,8 +143,6 @@ def folder_source(root, test_fraction=0.2, seed=0, scan=None):
     >>> source.scan.num_images, source.scan.unreadable
     (4, ())
     """
-    from keras_convit.data.scan import scan_folder  # scan.py reads this module's decoder
-
     if scan is None:
         scan = scan_folder(root)
     elif os.path.abspath(scan.root) != os.path.abspath(root):
@@ -164,8 +158,6 @@ def folder_source(root, test_fraction=0.2, seed=0, scan=None):
     if "test" in scan.files:
         test_files, test_labels = _paths_and_labels(scan.files["test"], class_names)
     else:
-        from keras_convit.data.subsampling import split_per_class
-
         kept, held_out = split_per_class(train_labels, test_fraction, seed=seed)
         test_files, test_labels = train_files[held_out], train_labels[held_out]
         train_files, train_labels = train_files[kept], train_labels[kept]
@@ -186,7 +178,7 @@ def folder_source(root, test_fraction=0.2, seed=0, scan=None):
         if shuffle_seed is not None:
             dataset = dataset.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
         return dataset.map(
-            lambda path, label: (_decode_image(tf.io.read_file(path)), label),
+            lambda path, label: (read_image(path), label),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
 
@@ -199,10 +191,11 @@ def folder_source(root, test_fraction=0.2, seed=0, scan=None):
     )
 
 
-def tfds_source(name, data_dir=None, train_split="train", test_split=None):
+def tfds_source(name, data_dir=None):
     """A TFDS image classification data set with "image" and "label" features.
 
-    The test split is `test_split`, else "test" when the data set has one, else "validation".
+    The training split is "train"; the test split is "test" when the data set has one, else
+    "validation".
     Labels are read once (images undecoded) to know the stored order. A data set that is not
     prepared locally is downloaded and prepared; when that fails (offline, or a manual download
     is needed) a `DatasetUnavailableError` says how to provide it.
@@ -236,9 +229,8 @@ def tfds_source(name, data_dir=None, train_split="train", test_split=None):
     if "image" not in features or "label" not in features:
         raise ValueError(f"TFDS {name!r} has no 'image' and 'label' features: {features}.")
     splits = set(builder.info.splits.keys())
-    if test_split is None:
-        test_split = "test" if "test" in splits or not splits else "validation"
-    split_names = {"train": train_split, "test": test_split}
+    test_split = "test" if "test" in splits or not splits else "validation"
+    split_names = {"train": "train", "test": test_split}
     # Reading the labels means one pass over the records: only when needed (subsampling, a
     # validation split, or a split size the metadata lacks).
     labels = _LazyDict(lambda split: _tfds_labels(builder, split_names[split]))
@@ -272,7 +264,7 @@ def tfds_source(name, data_dir=None, train_split="train", test_split=None):
             dataset = dataset.enumerate().filter(lambda index, _: tf.gather(keep, index))
             dataset = dataset.map(lambda _, example: example)
         return dataset.map(
-            lambda image, label: (_as_rgb(image), tf.cast(label, "int32")),
+            lambda image, label: (as_rgb(image), tf.cast(label, "int32")),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
 
@@ -315,33 +307,3 @@ def _paths_and_labels(files_per_class, class_names):
     files = [path for name in class_names for path in files_per_class[name]]
     labels = [label for label, name in enumerate(class_names) for _ in files_per_class[name]]
     return np.array(files, dtype=str), np.array(labels, dtype="int32")
-
-
-# Images stay uint8 until augmentation: 4x less memory in shuffle buffers.
-def _decode_image(contents):
-    import tensorflow as tf
-
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return tf.cast(image, "uint8")
-
-
-def _as_rgb(image):
-    """(h, w, c) with c = 1 (grey), 2 (grey and alpha), 3 or 4 (RGBA) -> (h, w, 3); alpha is
-    dropped, as `tf.io.decode_image(..., channels=3)` drops it."""
-    import tensorflow as tf
-
-    channels = image.shape[-1]
-    if channels == 3:
-        return image
-    if channels in (1, 2):
-        return tf.image.grayscale_to_rgb(image[..., :1])
-    if channels == 4:
-        return image[..., :3]
-    if channels is not None:
-        raise ValueError(f"Images with {channels} channels: expected 1, 2, 3 or 4.")
-    # Channels known only when run: grey (and alpha) repeats channel 0, colour keeps 0, 1, 2.
-    picks = tf.where(tf.shape(image)[-1] < 3, tf.zeros(3, "int32"), tf.range(3))
-    image = tf.gather(image, picks, axis=-1)
-    image.set_shape(image.shape[:-1].concatenate([3]))
-    return image

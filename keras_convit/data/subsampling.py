@@ -33,17 +33,6 @@ def subsample_indices(labels, fraction):
     return np.sort(np.concatenate(kept)).astype("int64") if kept else np.zeros(0, "int64")
 
 
-def scaled_epochs(epochs, fraction):
-    """`epochs / fraction` rounded: the paper keeps the number of images seen constant.
-
-    Example:
-    >>> keras_convit.data.scaled_epochs(300, 0.1)
-    3000
-    """
-    _check_fraction(fraction)
-    return max(1, round(epochs / fraction))
-
-
 def split_per_class(labels, fraction, seed=0):
     """Splits indices into (kept, held_out), holding out `round(n_c * fraction)` of each class.
 

@@ -2,15 +2,18 @@
 sidecar `keras-convit export` writes beside an artefact.
 
 The sidecar of an artefact is `<artefact>.classes.json` (`model.onnx` -> `model.onnx.classes.json`,
-a SavedModel folder `exported/` -> `exported.classes.json`): a JSON list of the names in the
-model's output order, so `--class-names` reads it too.
+a SavedModel folder `exported/` -> `exported.classes.json`): a JSON object with what the artefact
+outputs (`"outputs"`: "logits" or "probabilities") and, when known, its `class_names` in output
+order, so `--class-names` reads it too.
 """
 
 import json
 import os
 
+from keras_convit._files import write_json_atomically
+
 SIDECAR_SUFFIX = ".classes.json"
-RUN_METRICS_FILE = "metrics.json"  # keras_convit/training/job.py writes `class_names` there
+RUN_METRICS_FILE = "metrics.json"  # the training job writes `class_names` there
 
 
 def sidecar_path(artifact):
@@ -22,21 +25,33 @@ def sidecar_path(artifact):
     return os.path.normpath(os.fspath(artifact)) + SIDECAR_SUFFIX
 
 
-def write_class_names(artifact, class_names):
-    """Writes `class_names` (strings, in output order) to the sidecar of `artifact`; returns
-    its path.
+def write_sidecar(artifact, outputs_logits, class_names=None):
+    """Writes the sidecar of `artifact`: whether it outputs logits, and its `class_names`
+    (strings in output order, or None: unknown); returns its path.
 
     >>> import tempfile
-    >>> path = write_class_names(os.path.join(tempfile.mkdtemp(), "model.onnx"), ["cat", "dog"])
-    >>> os.path.basename(path), read_class_names(path)
-    ('model.onnx.classes.json', ('cat', 'dog'))
+    >>> artifact = os.path.join(tempfile.mkdtemp(), "model.onnx")
+    >>> path = write_sidecar(artifact, True, ["cat", "dog"])
+    >>> os.path.basename(path), read_class_names(path), read_outputs_logits(artifact)
+    ('model.onnx.classes.json', ('cat', 'dog'), True)
     """
-    names = _checked(class_names, "class_names")
+    record = {"outputs": "logits" if outputs_logits else "probabilities"}
+    if class_names is not None:
+        record["class_names"] = list(_checked(class_names, "class_names"))
     path = sidecar_path(artifact)
-    with open(path, "w", encoding="utf-8") as file:
-        json.dump(list(names), file, indent=1, ensure_ascii=False)
-        file.write("\n")
+    write_json_atomically(path, record, ensure_ascii=False)
     return path
+
+
+def read_outputs_logits(artifact):
+    """Whether the artefact at `artifact` outputs logits, as its sidecar records; None when it
+    has no sidecar or the sidecar does not say (an artefact not written by `export`)."""
+    path = sidecar_path(artifact)
+    if not os.path.isfile(path):
+        return None
+    data = _read_json(path)
+    outputs = data.get("outputs") if isinstance(data, dict) else None
+    return {"logits": True, "probabilities": False}.get(outputs)
 
 
 def read_class_names(path):
@@ -57,10 +72,7 @@ def read_class_names(path):
         text = file.read()
     if not path.lower().endswith(".json"):
         return _checked([line.strip() for line in text.splitlines() if line.strip()], path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path!r} is not valid JSON: {error}") from error
+    data = _read_json(path, text)
     if isinstance(data, dict):
         if "class_names" not in data:
             raise ValueError(f"{path!r} holds a JSON object without a 'class_names' list.")
@@ -88,8 +100,21 @@ def find_class_names(model_path):
         candidates.append(os.path.join(os.path.dirname(model_path), RUN_METRICS_FILE))
     for candidate in candidates:
         if os.path.isfile(candidate):
+            data = _read_json(candidate)
+            if isinstance(data, dict) and "class_names" not in data:
+                continue  # a sidecar of an artefact whose names are unknown
             return read_class_names(candidate)
     return None
+
+
+def _read_json(path, text=None):
+    if text is None:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path!r} is not valid JSON: {error}") from error
 
 
 def _checked(names, source):

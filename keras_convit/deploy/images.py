@@ -5,14 +5,18 @@ inference), as float32 RGB in [0, 255]."""
 
 import glob
 import os
-import re
 
 import keras
 import numpy as np
 
-from keras_convit.data.augmentation import RandomResizedCrop
-from keras_convit.data.pipelines import require_tensorflow
-from keras_convit.data.sources import IMAGE_EXTENSIONS, _decode_image
+from keras_convit.data.crop import RandomResizedCrop
+from keras_convit.data.images import (
+    IMAGE_EXTENSIONS,
+    decode_error_reason,
+    is_image_file,
+    read_image,
+    require_tensorflow,
+)
 
 _GLOB_CHARACTERS = frozenset("*?[")
 
@@ -47,7 +51,7 @@ def find_images(inputs):
             for match in sorted(glob.glob(item, recursive=True)):
                 if os.path.isdir(match):
                     found.extend(_folder_images(match))
-                elif _is_image_file(match):
+                elif is_image_file(match):
                     found.append(match)
             reason = "matches no image file"
         if not found:
@@ -85,9 +89,9 @@ def load_images(paths, image_size, crop_fraction=1.0):
     images, good, bad = [], [], []
     for path in paths:
         try:
-            image = _decode_image(tf.io.read_file(path)).numpy()
+            image = read_image(path).numpy()
         except tf.errors.OpError as error:
-            bad.append((path, _reason(error)))
+            bad.append((path, decode_error_reason(error)))
             continue
         if image.shape[:2] != (height, width) or crop_fraction != 1.0:
             image = keras.ops.convert_to_numpy(crop(image.astype("float32"), training=False))
@@ -104,18 +108,6 @@ def _folder_images(folder):
         found.extend(
             os.path.join(directory, name)
             for name in files
-            if not name.startswith(".") and _is_image_file(name)
+            if not name.startswith(".") and is_image_file(name)
         )
     return sorted(found)
-
-
-def _is_image_file(name):
-    return name.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def _reason(error):
-    """The message of a TensorFlow error without its op decoration, as `scan_folder` reports it:
-    "{{function_node ...}} Invalid PNG data, size 45 [Op:DecodeImage] name: " -> "Invalid PNG
-    data, size 45"."""
-    message = re.sub(r"^\{\{.*?\}\}\s*", "", error.message)
-    return re.sub(r"\s*\[Op:.*$", "", message, flags=re.S).strip() or type(error).__name__

@@ -8,6 +8,7 @@ from keras_convit.layers.distillation_heads import DistillationHeads
 from keras_convit.layers.drop_path import DropPath
 from keras_convit.layers.embedding import PatchEmbedding, PositionEmbedding
 from keras_convit.layers.gpsa import GatedPositionalSelfAttention
+from keras_convit.layers.input_check import ImageInputCheck
 from keras_convit.layers.mlp import MLP
 from keras_convit.layers.pooling import TokenPooling
 
@@ -18,6 +19,7 @@ __all__ = [
     "DistillationHeads",
     "DropPath",
     "GatedPositionalSelfAttention",
+    "ImageInputCheck",
     "MLP",
     "MultiHeadSelfAttention",
     "PatchEmbedding",

@@ -1,10 +1,20 @@
 """ConViT models: the builder, the six paper variants, named presets, and what a classifier is
 compiled with (the label contract, the logits rule, the weight-decay exclusions)."""
 
-from keras_convit.models.conversion import convert_weights, describe_architecture
-from keras_convit.models.convit import (
-    VARIANTS,
-    ConViT,
+from keras_convit.models.conversion import (
+    convert_weights,
+    describe_architecture,
+    model_from_weights,
+)
+from keras_convit.models.convit import ConViT
+from keras_convit.models.default_compile import compile_classifier, default_jit_compile
+from keras_convit.models.labels import (
+    ClassifierAccuracy,
+    ClassifierCrossentropy,
+    ClassifierTopKAccuracy,
+    outputs_logits,
+)
+from keras_convit.models.variants import (
     ConViTBase,
     ConViTBasePlus,
     ConViTSmall,
@@ -13,17 +23,9 @@ from keras_convit.models.convit import (
     ConViTTinyPlus,
     from_preset,
 )
-from keras_convit.models.labels import (
-    ClassifierAccuracy,
-    ClassifierCrossentropy,
-    ClassifierTopKAccuracy,
-    outputs_logits,
-)
-from keras_convit.models.training_defaults import compile_classifier
 from keras_convit.models.weight_decay import ConViTAdamW, no_weight_decay_variables
 
 __all__ = [
-    "VARIANTS",
     "ClassifierAccuracy",
     "ClassifierCrossentropy",
     "ClassifierTopKAccuracy",
@@ -37,8 +39,10 @@ __all__ = [
     "ConViTTinyPlus",
     "compile_classifier",
     "convert_weights",
+    "default_jit_compile",
     "describe_architecture",
     "from_preset",
+    "model_from_weights",
     "no_weight_decay_variables",
     "outputs_logits",
 ]

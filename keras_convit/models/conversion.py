@@ -39,7 +39,7 @@ def convert_weights(source, destination, image_size=None, num_heads=None):
             f"The destination {destination!r} must end in .weights.h5 (Keras) or .safetensors "
             "(timm / PyTorch)."
         )
-    model, config = _model_from(os.fspath(source), image_size, num_heads)
+    model, config = model_from_weights(source, image_size=image_size, num_heads=num_heads)
     if destination.endswith(".weights.h5"):
         model.save_weights(destination)
     else:
@@ -47,16 +47,37 @@ def convert_weights(source, destination, image_size=None, num_heads=None):
     return config
 
 
-def _model_from(source, image_size, num_heads):
-    """Builds the source's architecture (at `image_size` if given) and loads the source into it."""
+def model_from_weights(source, preset=None, image_size=None, num_heads=None):
+    """(a `ConViT` holding the weight file `source`, its `ConViT` arguments). The architecture
+    is read from the file's tensor shapes; the model gives logits and is not compiled.
+
+    Args:
+        source: a Keras `.weights.h5` file or a reference checkpoint, recognised by content.
+        preset: optional `keras_convit.presets.Preset` the file must hold the architecture of
+            (a ValueError names the differences); the model then takes the preset's name.
+        image_size: optional (height, width) of the model; another grid than the source's
+            resamples the position embedding.
+        num_heads: the head count, for sources without GPSA blocks (default: the preset's).
+    """
+    source = os.fspath(source)
     state_dict, source_grid = read_state_dict(source)
-    shapes = {key: value.shape for key, value in state_dict.items()}
+    shapes = {key: tuple(value.shape) for key, value in state_dict.items()}
     if source_grid is None and image_size is not None and "pos_embed" in shapes:
         # Without a recorded grid, a non-square source is read as the requested image size.
         patch = shapes["patch_embed.proj.weight"][2]
         grid = (image_size[0] // patch, image_size[1] // patch)
         source_grid = grid if grid[0] * grid[1] == shapes["pos_embed"][1] else None
+    if num_heads is None and preset is not None:
+        num_heads = preset.num_heads
     config = infer_architecture(shapes, grid_size=source_grid, num_heads=num_heads)
+    if preset is not None:
+        different = [key for key, value in preset.architecture.items() if config[key] != value]
+        if different:
+            expected = ", ".join(f"{key} {preset.architecture[key]!r}" for key in different)
+            raise ValueError(
+                f"{source!r} holds {describe_architecture(config)}, not the {preset.name} "
+                f"architecture ({expected})"
+            )
     if image_size is not None:
         config["input_shape"] = (*image_size, config["input_shape"][2])
     model = ConViT(
@@ -64,6 +85,7 @@ def _model_from(source, image_size, num_heads):
         include_preprocessing=config["input_shape"][2] == 3,
         classifier_activation=None,
         compile=False,
+        **({"name": preset.name} if preset is not None else {}),
     )
     load_reference_state_dict(model, state_dict, source_grid_size=source_grid, source=source)
     return model, config

@@ -14,17 +14,17 @@ from keras_convit.layers import (
     TransformerBlock,
 )
 from keras_convit.layers.initializers import linear_kernel_initializer
-from keras_convit.models.input_checks import ImageInputCheck
-from keras_convit.models.input_validation import (
+from keras_convit.layers.input_check import ImageInputCheck
+from keras_convit.models.arguments import (
     resolve_image_input,
     validate_ablations,
     validate_architecture,
     validate_classifier_activation,
     validate_head,
 )
-from keras_convit.models.preprocessing import imagenet_rescaling
-from keras_convit.models.training_defaults import compile_classifier
-from keras_convit.presets import DEFAULT_INPUT_SIZE, PAPER_LAYOUT, get_preset
+from keras_convit.models.default_compile import compile_classifier
+from keras_convit.models.preprocessing import normalization
+from keras_convit.presets import DEFAULT_INPUT_SIZE, IMAGENET_MEAN, IMAGENET_STD, PAPER_LAYOUT
 from keras_convit.weights.loading import load_weights, validate_weights_argument
 
 DEFAULT_INPUT_SHAPE = (*DEFAULT_INPUT_SIZE, 3)
@@ -58,6 +58,8 @@ def ConViT(
     classes=1000,
     classifier_activation="softmax",
     include_preprocessing=True,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
     compile=True,
     name="convit",
 ):
@@ -108,7 +110,9 @@ def ConViT(
         drop_path_rate: float, stochastic depth, linearly increasing over the blocks to this rate
             (0.1 in the paper's recipe).
 
-    Model args: as the `keras.applications` variants, see `ConViTTiny`; plus `compile`.
+    Model args: as the `keras.applications` variants, see `ConViTTiny`; plus `compile`, and
+        `mean`, `std`: the per-channel statistics (in [0, 1] units) of the preprocessing inside
+        the model, (x / 255 - mean) / std; a preset's (ImageNet's by default).
     """
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
@@ -152,7 +156,7 @@ def ConViT(
     # on JAX after the first call and on TensorFlow after a retrace; this one is not.
     x = ImageInputCheck(tuple(image_input.shape[1:]), name="input_check")(image_input)
     if include_preprocessing:
-        x = imagenet_rescaling()(x)
+        x = normalization(mean, std)(x)
     patch_embed = PatchEmbedding(hidden_dim, patch_size, name="patch_embed")
     x = patch_embed(x)
     if use_pos_embed:
@@ -216,217 +220,3 @@ def ConViT(
     if include_top and compile:
         compile_classifier(model)
     return model
-
-
-VARIANT_DOCSTRING = """{description}: {hidden_dim} wide, {num_heads} heads, {depth} blocks.
-
-    ConViT (d'Ascoli et al., ICML 2021) is a vision transformer whose first {local_up_to_layer}
-    of {depth} blocks use gated positional self-attention (GPSA), initialised as a convolution;
-    a class token joins before the last ordinary attention blocks. The architecture is the
-    `keras_convit.presets.PRESETS["{name}"]` record.
-
-    The model takes RGB images in [0, 255] (the ImageNet normalisation is inside it) unless
-    `include_preprocessing=False`. A classifier comes compiled (AdamW with the reference's
-    weight-decay exclusions, cross-entropy that takes integer or one-hot / soft labels,
-    accuracy), so `fit` works at once; `compile()` overrides it.
-
-    Args:
-        include_top: whether to include the classification head.
-        weights: None (random initialisation), {imagenet_text}or the path to a weights file:
-            Keras `.weights.h5`, or a timm / official checkpoint (`.safetensors`, `.pth`,
-            `.bin`). Checkpoints of another input size load too: the position embedding is
-            resampled to this model's grid.
-        input_tensor: optional Keras tensor (output of `keras.Input()`) to use as image input.
-        input_shape: (height, width, channels), static, default {input_shape}. Height and
-            width must be multiples of the patch size {patch_size}.
-        pooling: "token" (the class token, default) or "avg" (mean of the patch tokens). With
-            `include_top=False`, None returns the whole normed token sequence
-            (batch, 1 + patches, {hidden_dim}).
-        classes: number of classes of the head.
-        classifier_activation: activation of the head: "softmax" (default) or None for logits;
-            with weights, only these two (as `keras.applications`).
-        include_preprocessing: whether the model normalises [0, 255] RGB input itself.
-        compile: whether to compile a classifier with the default settings.
-        name: the model name, default "{name}".
-        **kwargs: further `keras_convit.ConViT` arguments, such as `drop_path_rate`, `use_gpsa`
-            or `locality_strength`.
-
-    Returns:
-        A `keras.Model`.
-
-    Example:
-    >>> model = keras_convit.{function}(input_shape=(32, 32, 3), classes=10){skip}
-    >>> tuple(model.predict(np.zeros((2, 32, 32, 3)), verbose=0).shape){skip}
-    (2, 10)
-"""
-# The six examples differ only in the name: the suite runs the Tiny one, where the others would
-# build up to 153M parameters (minutes in all) to show the same shapes.
-_EXAMPLE_RUN_BY = "ConViTTiny"
-
-
-def _build_variant(preset_name, arguments):
-    """`ConViT` with the preset's architecture and the variant function's `arguments`."""
-    preset = get_preset(preset_name)
-    arguments = dict(arguments)
-    kwargs = arguments.pop("kwargs")
-    clashing = sorted(set(kwargs) & set(preset.architecture))
-    if clashing:
-        raise ValueError(
-            f"{preset.function} fixes {', '.join(clashing)} (the {preset.name} architecture); "
-            "use keras_convit.ConViT to choose them."
-        )
-    if arguments["name"] is None:
-        arguments["name"] = preset.name
-    if arguments["input_shape"] is None and arguments["input_tensor"] is None:
-        arguments["input_shape"] = (*preset.input_size, 3)
-    return ConViT(**preset.architecture, **arguments, **kwargs)
-
-
-def _document(function):
-    """Formats `VARIANT_DOCSTRING` for a variant function, from its preset."""
-    preset = get_preset(function.__name__)
-    imagenet_text = (
-        f'"imagenet" (the official ImageNet-1k weights, timm tag `{preset.imagenet_tag}`, '
-        "downloaded once; with `include_top=True` they need `classes=1000`), "
-        if preset.has_imagenet_weights
-        else ""
-    )
-    function.__doc__ = VARIANT_DOCSTRING.format(
-        **preset.architecture,
-        name=preset.name,
-        function=preset.function,
-        description=preset.description,
-        input_shape=(*preset.input_size, 3),
-        imagenet_text=imagenet_text,
-        skip="" if preset.function == _EXAMPLE_RUN_BY else "  # doctest: +SKIP",
-    )
-    return function
-
-
-# Written out, as keras.applications does, so that `inspect.signature` and go-to-definition show
-# the real arguments; the architecture comes from the preset table.
-def ConViTTiny(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling="token",
-    classes=1000,
-    classifier_activation="softmax",
-    include_preprocessing=True,
-    compile=True,
-    name=None,
-    **kwargs,
-):
-    return _build_variant("convit_tiny", locals())
-
-
-def ConViTTinyPlus(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling="token",
-    classes=1000,
-    classifier_activation="softmax",
-    include_preprocessing=True,
-    compile=True,
-    name=None,
-    **kwargs,
-):
-    return _build_variant("convit_tiny_plus", locals())
-
-
-def ConViTSmall(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling="token",
-    classes=1000,
-    classifier_activation="softmax",
-    include_preprocessing=True,
-    compile=True,
-    name=None,
-    **kwargs,
-):
-    return _build_variant("convit_small", locals())
-
-
-def ConViTSmallPlus(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling="token",
-    classes=1000,
-    classifier_activation="softmax",
-    include_preprocessing=True,
-    compile=True,
-    name=None,
-    **kwargs,
-):
-    return _build_variant("convit_small_plus", locals())
-
-
-def ConViTBase(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling="token",
-    classes=1000,
-    classifier_activation="softmax",
-    include_preprocessing=True,
-    compile=True,
-    name=None,
-    **kwargs,
-):
-    return _build_variant("convit_base", locals())
-
-
-def ConViTBasePlus(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling="token",
-    classes=1000,
-    classifier_activation="softmax",
-    include_preprocessing=True,
-    compile=True,
-    name=None,
-    **kwargs,
-):
-    return _build_variant("convit_base_plus", locals())
-
-
-VARIANTS = {
-    function.__name__: _document(function)
-    for function in (
-        ConViTTiny,
-        ConViTTinyPlus,
-        ConViTSmall,
-        ConViTSmallPlus,
-        ConViTBase,
-        ConViTBasePlus,
-    )
-}
-
-
-def from_preset(preset, **kwargs):
-    """Any named model of `keras_convit.presets.PRESETS`, with `ConViT` arguments overriding
-    the preset's (architecture included: `depth=6` gives a shallower model of that width).
-
-    Example:
-    >>> model = keras_convit.models.from_preset("convit_digits", classes=10, compile=False)
-    >>> model.name, model.input_shape
-    ('convit_digits', (None, 16, 16, 3))
-    """
-    preset = get_preset(preset)
-    arguments = {"input_shape": (*preset.input_size, 3), "name": preset.name}
-    arguments.update(preset.architecture)
-    arguments.update(kwargs)
-    if "input_tensor" in kwargs and "input_shape" not in kwargs:
-        del arguments["input_shape"]
-    return ConViT(**arguments)

@@ -1,5 +1,5 @@
-"""ImageNet normalisation (the preprocessing of the reference checkpoints) and decoding of
-ImageNet-1k predictions."""
+"""The normalisation inside the models (a preset's mean and std: ImageNet's for the reference
+checkpoints) and decoding of ImageNet-1k predictions."""
 
 import functools
 import json
@@ -10,25 +10,37 @@ import numpy as np
 
 from keras_convit.presets import IMAGENET_MEAN, IMAGENET_STD
 
-# (x / 255 - mean) / std as one multiply-add, the same arithmetic inside and outside the model.
-_SCALE = (1.0 / (255.0 * np.array(IMAGENET_STD))).tolist()
-_OFFSET = (-np.array(IMAGENET_MEAN) / np.array(IMAGENET_STD)).tolist()
 _CLASSES_FILE = os.path.join(os.path.dirname(__file__), "imagenet_classes.json")
 
 
-def imagenet_rescaling(name="preprocessing"):
-    """A weightless layer mapping RGB in [0, 255] to (x / 255 - mean) / std, channels last."""
-    return keras.layers.Rescaling(scale=_SCALE, offset=_OFFSET, name=name)
+def scale_and_offset(mean, std):
+    """(scale, offset) lists with x * scale + offset = (x / 255 - mean) / std: one multiply-add,
+    the same arithmetic inside and outside the model."""
+    mean, std = np.asarray(mean, "float64"), np.asarray(std, "float64")
+    if mean.shape != std.shape or mean.ndim != 1 or np.any(std <= 0):
+        raise ValueError(
+            f"`mean` and `std` must be per-channel sequences of one length, `std` > 0; got "
+            f"mean={mean.tolist()}, std={std.tolist()}."
+        )
+    return (1.0 / (255.0 * std)).tolist(), (-mean / std).tolist()
 
 
-def preprocess_input(x):
-    """Normalises RGB images in [0, 255] as the ImageNet checkpoints expect: (x / 255 - mean) / std.
+def normalization(mean=IMAGENET_MEAN, std=IMAGENET_STD, name="preprocessing"):
+    """A weightless layer mapping images in [0, 255] to (x / 255 - mean) / std, channels last."""
+    scale, offset = scale_and_offset(mean, std)
+    return keras.layers.Rescaling(scale=scale, offset=offset, name=name)
+
+
+def preprocess_input(x, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """Normalises images in [0, 255] as the models do inside: (x / 255 - mean) / std, with a
+    preset's `mean` and `std` (default ImageNet's, which every preset uses).
 
     Only for models built with `include_preprocessing=False`; by default the models do this
     themselves. Channels last.
 
     Args:
         x: images (..., height, width, 3), RGB in [0, 255]: a numpy array or a backend tensor.
+        mean, std: per-channel statistics in [0, 1] units (`keras_convit.PRESETS[name].mean`).
 
     Returns:
         float32 images of the same shape (a numpy array for numpy input).
@@ -37,12 +49,13 @@ def preprocess_input(x):
     >>> preprocess_input(np.full((1, 2, 2, 3), 255.0))[0, 0, 0].round(4)
     array([2.2489, 2.4286, 2.64  ], dtype=float32)
     """
+    scale, offset = scale_and_offset(mean, std)
     if isinstance(x, (np.ndarray, list, tuple, int, float)):
         x = np.asarray(x, dtype=np.float32)
-        return x * np.float32(_SCALE) + np.float32(_OFFSET)
+        return x * np.float32(scale) + np.float32(offset)
     x = keras.ops.cast(x, "float32")
-    return x * keras.ops.convert_to_tensor(_SCALE, "float32") + keras.ops.convert_to_tensor(
-        _OFFSET, "float32"
+    return x * keras.ops.convert_to_tensor(scale, "float32") + keras.ops.convert_to_tensor(
+        offset, "float32"
     )
 
 

@@ -2,21 +2,23 @@
 keeps the best weights and the full history, and a guard against a non-finite loss."""
 
 import contextlib
+import csv
 import errno
 import json
 import math
 import os
+import time
 
 import keras
 import numpy as np
 
-from keras_convit._keras_compat import set_initial_epoch
-from keras_convit.training.files import (
+from keras_convit._files import (
+    atomic_path,
     link_or_copy,
     save_weights_safely,
-    write_history_csv,
     write_json_atomically,
 )
+from keras_convit._keras_compat import set_initial_epoch
 
 STATE_FILE = "state.json"
 
@@ -223,6 +225,17 @@ class RunCheckpoint(keras.callbacks.Callback):
                     os.remove(os.path.join(self.directory, name))
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Adds the epoch's wall-clock seconds to the logs as "epoch_seconds"."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
 class LearningRateLogger(keras.callbacks.Callback):
     """Adds the optimizer's current learning rate to the epoch logs as "learning_rate"."""
 
@@ -278,3 +291,15 @@ def _reason(error):
 def _then_resume(error):
     full = getattr(_os_error(error), "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
     return f"{'Free some space, then run' if full else 'Run'} the same command again to resume."
+
+
+def write_history_csv(path, history):
+    """Writes {key: [value per epoch]} as CSV with an `epoch` column (1-based), atomically."""
+    keys = sorted(history)
+    rows = max((len(values) for values in history.values()), default=0)
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["epoch", *keys])
+        for row in range(rows):
+            values = [history[key][row] if row < len(history[key]) else None for key in keys]
+            writer.writerow([row + 1] + ["" if value is None else value for value in values])

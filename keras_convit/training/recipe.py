@@ -2,13 +2,13 @@
 
 import keras
 
+from keras_convit.models.default_compile import DEFAULT_WEIGHT_DECAY, default_jit_compile
 from keras_convit.models.labels import (
     ClassifierAccuracy,
     ClassifierCrossentropy,
     ClassifierTopKAccuracy,
     outputs_logits,
 )
-from keras_convit.models.training_defaults import DEFAULT_WEIGHT_DECAY, default_jit_compile
 from keras_convit.models.weight_decay import ConViTAdamW
 from keras_convit.training.distillation import HardDistillation
 
@@ -32,6 +32,21 @@ def scaled_learning_rate(batch_size, base_learning_rate=BASE_LEARNING_RATE):
     0.001
     """
     return base_learning_rate * batch_size / REFERENCE_BATCH_SIZE
+
+
+def peak_learning_rate(batch_size, learning_rate=None, base_learning_rate=None):
+    """The peak learning rate of a run, decided here only: `learning_rate` when given, else
+    the linear scaling rule on `base_learning_rate` (default `BASE_LEARNING_RATE`).
+
+    Example:
+    >>> keras_convit.training.peak_learning_rate(256), keras_convit.training.peak_learning_rate(
+    ...     256, learning_rate=1e-3)
+    (0.00025, 0.001)
+    """
+    if learning_rate is not None:
+        return learning_rate
+    base = BASE_LEARNING_RATE if base_learning_rate is None else base_learning_rate
+    return scaled_learning_rate(batch_size, base)
 
 
 def learning_rate_schedule(
@@ -73,7 +88,7 @@ def deit_recipe(
     epochs=EPOCHS,
     *,
     learning_rate=None,
-    base_learning_rate=BASE_LEARNING_RATE,
+    base_learning_rate=None,
     weight_decay=WEIGHT_DECAY,
     warmup_epochs=WARMUP_EPOCHS,
     warmup_learning_rate=WARMUP_LEARNING_RATE,
@@ -118,8 +133,7 @@ def deit_recipe(
     >>> round(float(model.optimizer.learning_rate), 8)  # warm-up starts at 1e-6
     1e-06
     """
-    if learning_rate is None:
-        learning_rate = scaled_learning_rate(batch_size, base_learning_rate)
+    learning_rate = peak_learning_rate(batch_size, learning_rate, base_learning_rate)
     total_steps = int(steps_per_epoch) * int(epochs)
     schedule = learning_rate_schedule(
         learning_rate,

@@ -12,6 +12,7 @@ import zipfile
 
 import numpy as np
 
+from keras_convit._files import atomic_path
 from keras_convit._keras_compat import read_weights_file_layers
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -233,15 +234,9 @@ def write_reference_checkpoint(state_dict, path, metadata=None):
             "Writing .safetensors files needs the `safetensors` package: "
             "pip install 'keras-convit[weights]'."
         ) from error
-    name = os.fspath(path)
-    partial = f"{name}.partial"
     tensors = {key: np.ascontiguousarray(value) for key, value in state_dict.items()}
-    try:
-        save_file(tensors, partial, metadata={"format": "pt", **(metadata or {})})
-        os.replace(partial, name)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    with atomic_path(os.fspath(path)) as temporary:
+        save_file(tensors, temporary, metadata={"format": "pt", **(metadata or {})})
 
 
 def read_keras_weights(path):

@@ -9,6 +9,7 @@ import urllib.request
 
 import keras
 
+from keras_convit._files import keras_home
 from keras_convit.presets import IMAGENET_URL_TEMPLATE, PRESETS, preset_of_architecture
 from keras_convit.weights.checkpoints import detect_format, safetensors_header
 
@@ -60,18 +61,8 @@ def imagenet_weights_url(variant):
     return template.format(tag=PRESETS[variant].imagenet_tag)
 
 
-def _cache_dir():
-    base = os.path.expanduser(os.environ.get("KERAS_HOME") or os.path.join("~", ".keras"))
-    try:
-        os.makedirs(base, exist_ok=True)
-    except OSError:
-        pass
-    # keras.utils.get_file falls back to /tmp/.keras where the home is not writable; so do we.
-    return base if os.access(base, os.W_OK) else os.path.join("/tmp", ".keras")
-
-
 def _cached_path(variant):
-    return os.path.join(_cache_dir(), CACHE_SUBDIR, f"{PRESETS[variant].imagenet_tag}.safetensors")
+    return os.path.join(keras_home(), CACHE_SUBDIR, f"{PRESETS[variant].imagenet_tag}.safetensors")
 
 
 def _unavailable(variant, url, reason):
@@ -132,7 +123,7 @@ def fetch_imagenet_weights(variant):
                 origin=url,
                 file_hash=PRESETS[variant].sha256,
                 cache_subdir=CACHE_SUBDIR,
-                cache_dir=_cache_dir(),
+                cache_dir=keras_home(),
                 force_download=force_download,
             )
         except Exception as error:  # get_file re-raises URL errors as bare Exceptions

@@ -8,8 +8,7 @@ import os
 import keras
 import pytest
 
-from keras_convit.training import TrainConfig, build_model
-from keras_convit.training.run_directory import write_run
+from keras_convit.job import TrainConfig, build_model, write_run
 
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "benchmarks")
 

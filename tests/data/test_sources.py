@@ -13,7 +13,7 @@ from keras_convit.data import (
     resolve_source,
     tfds_source,
 )
-from keras_convit.data.sources import _as_rgb
+from keras_convit.data.images import as_rgb
 
 tf = pytest.importorskip("tensorflow")
 
@@ -167,7 +167,7 @@ def test_a_module_missing_from_the_tfds_chain_is_an_import_error(tmp_path, monke
         resolve_source("cifar10", data_dir=str(tmp_path))
 
 
-def test_as_rgb_handles_grey_grey_alpha_and_rgba():
+def testas_rgb_handles_grey_grey_alpha_and_rgba():
     colour = np.arange(2 * 3 * 4, dtype="uint8").reshape(2, 3, 4)
     for channels, expected in (
         (1, np.repeat(colour[..., :1], 3, axis=-1)),
@@ -176,11 +176,11 @@ def test_as_rgb_handles_grey_grey_alpha_and_rgba():
         (4, colour[..., :3]),
     ):
         image = tf.constant(colour[..., :channels])
-        np.testing.assert_array_equal(_as_rgb(image).numpy(), expected)
-        unknown = tf.function(_as_rgb, input_signature=[tf.TensorSpec((None, None, None), "uint8")])
+        np.testing.assert_array_equal(as_rgb(image).numpy(), expected)
+        unknown = tf.function(as_rgb, input_signature=[tf.TensorSpec((None, None, None), "uint8")])
         np.testing.assert_array_equal(unknown(image).numpy(), expected)
     with pytest.raises(ValueError, match="5 channels"):
-        _as_rgb(tf.zeros((2, 2, 5), "uint8"))
+        as_rgb(tf.zeros((2, 2, 5), "uint8"))
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_convit.data import scaled_epochs, split_per_class, subsample_indices
+from keras_convit.data import split_per_class, subsample_indices
 
 
 def test_subsampling_keeps_the_first_of_each_class_in_order():
@@ -33,12 +33,6 @@ def test_subsampling_keeps_one_example_of_rare_classes():
 def test_bad_fraction(fraction):
     with pytest.raises(ValueError, match="fraction"):
         subsample_indices(np.zeros(4), fraction)
-
-
-def test_scaled_epochs():
-    assert scaled_epochs(300, 0.1) == 3000
-    assert scaled_epochs(300, 0.3) == 1000  # not 1001 from 300 / 0.3 = 1000.0000000000001
-    assert scaled_epochs(30, 1.0) == 30
 
 
 def test_split_per_class(rng):

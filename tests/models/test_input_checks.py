@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_convit.models.input_checks import ImageInputCheck
+from keras_convit.layers import ImageInputCheck
 
 SHAPE = (8, 8, 3)
 WRONG = {

@@ -8,7 +8,8 @@ import pytest
 from keras import ops
 
 import keras_convit
-from keras_convit.training import HardDistillation, TrainConfig, cnn_teacher, deit_recipe
+from keras_convit.job import TrainConfig
+from keras_convit.training import HardDistillation, cnn_teacher, deit_recipe
 from keras_convit.weights import export_reference_weights, load_weights
 
 pytest.importorskip("tensorflow")
@@ -112,9 +113,7 @@ def test_the_job_distils_from_a_teacher_file_and_saves_the_student(tmp_path):
         model_args={"hidden_dim": 16, "num_heads": 2, "depth": 2, "local_up_to_layer": 1},
     )  # fmt: skip
     assert config.resolved().run_name.endswith("-distilled")
-    metrics = keras_convit.training.run_training(
-        config, output_dir=str(tmp_path / "run"), verbose=0
-    )
+    metrics = keras_convit.job.run_training(config, output_dir=str(tmp_path / "run"), verbose=0)
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     assert metrics["settings"]["teacher"] == str(tmp_path / "teacher.keras")
     saved = keras.saving.load_model(str(tmp_path / "run" / "model.keras"), compile=False)

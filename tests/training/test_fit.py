@@ -9,13 +9,13 @@ import pytest
 
 import keras_convit
 from keras_convit.data import Augmentation, load_dataset
+from keras_convit.job import training_callbacks
 from keras_convit.training import (
     NonFiniteLossError,
     NonFiniteLossGuard,
     RunCheckpoint,
     deit_recipe,
     learning_rate_schedule,
-    training_callbacks,
 )
 
 pytest.importorskip("tensorflow")

@@ -9,7 +9,7 @@ import pytest
 
 from keras_convit.cli import main
 from keras_convit.cli.train import configure_parser
-from keras_convit.training import (
+from keras_convit.job import (
     ConfigError,
     RunDirectoryError,
     TrainConfig,
@@ -41,7 +41,9 @@ def test_defaults_are_the_digits_job_and_the_paper_elsewhere():
         16,
         "light",
     )
-    assert digits.lr == pytest.approx(digits.base_lr * digits.batch_size / 512)
+    assert digits.learning_rate == pytest.approx(
+        digits.base_learning_rate * digits.batch_size / 512
+    )
     paper = _config(dataset="cifar10", model="ConViTTiny")
     assert (paper.model, paper.image_size, paper.epochs, paper.augmentation) == (
         "convit_tiny",
@@ -49,7 +51,8 @@ def test_defaults_are_the_digits_job_and_the_paper_elsewhere():
         300,
         "deit",
     )
-    assert paper.lr == pytest.approx(5e-4 * 128 / 512) and paper.drop_path == 0.1
+    assert paper.learning_rate == pytest.approx(5e-4 * 128 / 512)
+    assert paper.drop_path_rate == 0.1
     assert _config(fraction=0.1).full_length_epochs
     assert not _config(fraction=0.1, scale_epochs=False).full_length_epochs
     assert not _config().full_length_epochs
@@ -119,9 +122,9 @@ def test_unfinished_runs_resume_with_the_same_settings_or_explicitly(tmp_path):
         prepare_run_directory(other, tmp_path)
     # --resume takes the saved settings, changed only by the flags given.
     _, resumed, resuming = prepare_run_directory(
-        _config(lr=1e-4), tmp_path, resume=True, explicit=("lr",)
+        _config(learning_rate=1e-4), tmp_path, resume=True, explicit=("learning_rate",)
     )
-    assert resuming and resumed.lr == 1e-4 and resumed.epochs == config.epochs
+    assert resuming and resumed.learning_rate == 1e-4 and resumed.epochs == config.epochs
     with pytest.raises(RunDirectoryError, match="no run to resume"):
         prepare_run_directory(config, tmp_path / "nothing", resume=True)
 
@@ -158,7 +161,7 @@ def test_cli_reports_directory_errors_without_training(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_analysis_flag_logs_every_epoch_and_plots(tmp_path):
-    from keras_convit.training import run_training
+    from keras_convit.job import run_training
 
     args = configure_parser(argparse.ArgumentParser()).parse_args(["--analysis-every", "1"])
     assert args.analysis_every == 1

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from keras_convit.cli import main
-from keras_convit.training import TrainConfig, small_data_defaults
+from keras_convit.job import TrainConfig, small_data_defaults
 
 TINY = json.dumps({"hidden_dim": 16, "num_heads": 2, "depth": 2, "local_up_to_layer": 1})
 
@@ -65,14 +65,19 @@ def test_a_messy_folder_trains_to_the_end_and_lists_the_bad_files(tmp_path, rng,
 def test_small_data_defaults_follow_the_stated_rule():
     assert small_data_defaults(50_000) == {}
     assert small_data_defaults(64) == {
-        "batch_size": 8, "lr": 1e-3, "epochs": 300, "warmup_epochs": 5, "augmentation": "light"
-    }  # fmt: skip
+        "batch_size": 8,
+        "learning_rate": 1e-3,
+        "epochs": 300,
+        "warmup_epochs": 5,
+        "augmentation": "light",
+    }
     assert small_data_defaults(64, epochs=30)["warmup_epochs"] == 3.0
     assert small_data_defaults(100_000 - 60_000, batch_size=16)["batch_size"] == 16
     folder = TrainConfig(dataset="/some/folder", epochs=30).resolved(train_size=64)
-    assert (folder.batch_size, folder.lr, folder.warmup_epochs) == (8, 1e-3, 3.0)
+    assert (folder.batch_size, folder.learning_rate, folder.warmup_epochs) == (8, 1e-3, 3.0)
     # A given --base-lr keeps the linear scaling rule.
-    assert TrainConfig(dataset="x", base_lr=0.064).resolved(train_size=64).lr == 0.064 * 8 / 512
+    scaled = TrainConfig(dataset="x", base_learning_rate=0.064).resolved(train_size=64)
+    assert scaled.learning_rate == 0.064 * 8 / 512
     assert TrainConfig(dataset="x").resolved(train_size=1_000_000).batch_size == 128
 
 

@@ -1,8 +1,12 @@
-"""What a finished run reports on its held-out test split: accuracy, loss, per-class accuracy
-and the confusion matrix."""
+"""What a finished run reports: on its held-out test split accuracy, loss, per-class accuracy
+and the confusion matrix; and its figures."""
+
+import os
 
 import keras
 import numpy as np
+
+from keras_convit.analysis import plots
 
 
 def confusion_matrix(model, dataset, num_classes):
@@ -45,3 +49,28 @@ def held_out_report(model, dataset, class_names):
         "confusion_matrix": matrix.tolist(),
         "class_names": list(class_names),
     }
+
+
+def plot_run(path, config, history, report):
+    """The run's figures: learning curves, the test confusion matrix, and nonlocality and
+    gating across epochs (paper Figs. 5 and 6) from `analysis.jsonl`; skipped with a message
+    without matplotlib."""
+    title = f"{config.run_name}: test accuracy {report['test_accuracy']:.3f}"
+    try:
+        plots.plot_learning_curves(
+            history,
+            os.path.join(path, "learning_curves.png"),
+            title=title,
+            augmented=config.augmentation != "none",
+        )
+        plots.plot_confusion_matrix(
+            report["confusion_matrix"],
+            report["class_names"],
+            os.path.join(path, "confusion_matrix.png"),
+            title=title,
+        )
+        if config.analysis_every:
+            plots.plot_nonlocality(path, path=os.path.join(path, "nonlocality.png"))
+            plots.plot_gating(path, path=os.path.join(path, "gating.png"))
+    except ImportError:
+        print("matplotlib is missing, so no plots: pip install matplotlib", flush=True)

@@ -22,7 +22,7 @@ class ImageInputCheck(keras.layers.Layer):
         image_shape: (height, width, channels) the model takes.
 
     Example:
-    >>> check = keras_convit.models.input_checks.ImageInputCheck((4, 4, 3))
+    >>> check = keras_convit.layers.ImageInputCheck((4, 4, 3))
     >>> images = check(np.full((2, 4, 4, 3), 255, "uint8"))
     >>> keras.backend.standardize_dtype(images.dtype), float(keras.ops.max(images))
     ('float32', 255.0)

@@ -21,24 +21,43 @@ import math
 import os
 import shutil
 
-import keras
-
+from keras_convit.job.config import TrainConfig
+from keras_convit.job.lock import LOCK_FILE
+from keras_convit.job.record import RUN_FILE, read_run
 from keras_convit.training.callbacks import RunCheckpoint
-from keras_convit.training.config import TrainConfig
-from keras_convit.training.lock import LOCK_FILE
-from keras_convit.version import __version__
 
-RUN_FILE = "run.json"
 CHECKPOINT_DIR = "checkpoint"
 UNREADABLE_FILE = "unreadable.txt"
+METRICS_FILE = "metrics.json"
 
 
 class RunDirectoryError(RuntimeError):
     """The output directory cannot be used as asked; the message says why and what to do."""
 
 
-def prepare_run_directory(config, output_dir=None, resume=False, overwrite=False, explicit=()):
-    """Chooses the run directory and whether the run resumes; returns (path, config, resuming).
+def choose_run_directory(config):
+    """The default run directory of `config`: runs/<name>, runs/<name>-2, ...: the first that is
+    free or holds an unfinished run with the same settings.
+
+    Example:
+    >>> path = keras_convit.job.choose_run_directory(keras_convit.job.TrainConfig().resolved())
+    >>> path.startswith("runs/digits-convit_digits")
+    True
+    """
+    settings = dataclasses.asdict(config)
+    base = os.path.join("runs", config.run_name)
+    for index in range(1, 10_000):
+        path = base if index == 1 else f"{base}-{index}"
+        saved = read_run(path)
+        if not os.path.exists(path) or _is_empty(path):
+            return path
+        if saved and saved["status"] != "finished" and saved["settings"] == settings:
+            return path
+    raise RunDirectoryError(f"No free run directory under {base}-*.")
+
+
+def prepare_run_directory(config, output_dir, resume=False, overwrite=False, explicit=()):
+    """Decides whether the run in `output_dir` resumes; returns (path, config, resuming).
 
     - A new or empty directory starts a new run.
     - An unfinished run (killed or failed) with the same settings resumes: running the same
@@ -50,30 +69,16 @@ def prepare_run_directory(config, output_dir=None, resume=False, overwrite=False
     - An unfinished run that committed no epoch holds nothing to keep: a run with other
       settings replaces it.
     - Anything else is an error: an existing run is never silently overwritten.
-    Without `output_dir`, the run goes to runs/<name>, runs/<name>-2, ...: the first that is
-    free or holds an unfinished run with the same settings.
+    Without an `output_dir` of the user's, `choose_run_directory` picks one.
 
     Example:
     >>> import tempfile
-    >>> config = keras_convit.training.TrainConfig().resolved()
-    >>> path, _, resuming = keras_convit.training.prepare_run_directory(config, tempfile.mkdtemp())
+    >>> config = keras_convit.job.TrainConfig().resolved()
+    >>> path, _, resuming = keras_convit.job.prepare_run_directory(config, tempfile.mkdtemp())
     >>> resuming
     False
     """
     settings = dataclasses.asdict(config)
-    if output_dir is None:
-        if resume or overwrite:
-            raise RunDirectoryError("--resume and --overwrite need an explicit --output-dir.")
-        base = os.path.join("runs", config.run_name)
-        for index in range(1, 10_000):
-            path = base if index == 1 else f"{base}-{index}"
-            saved = read_run(path)
-            if not os.path.exists(path) or _is_empty(path):
-                return path, config, False
-            if saved and saved["status"] != "finished" and saved["settings"] == settings:
-                return path, config, True
-        raise RunDirectoryError(f"No free run directory under {base}-*.")
-
     path = os.fspath(output_dir)
     if not os.path.exists(path) or _is_empty(path):
         if resume:
@@ -112,34 +117,6 @@ def prepare_run_directory(config, output_dir=None, resume=False, overwrite=False
     )
 
 
-def read_run(path):
-    """The `run.json` record of a run directory, or None."""
-    run_file = os.path.join(path, RUN_FILE)
-    if not os.path.exists(run_file):
-        return None
-    with open(run_file) as file:
-        return json.load(file)
-
-
-def write_run(path, config, status, data_fingerprint=None, error=None):
-    """Writes `run.json` (status, settings, data fingerprint, error, backend, version)
-    atomically."""
-    record = {
-        "status": status,
-        "settings": dataclasses.asdict(config),
-        "data_fingerprint": data_fingerprint,
-        "backend": keras.backend.backend(),
-        "keras_convit": __version__,
-    }
-    if error is not None:
-        record["error"] = error
-    run_file = os.path.join(path, RUN_FILE)
-    temporary = f"{run_file}.tmp"
-    with open(temporary, "w") as file:
-        json.dump(record, file, indent=1)
-    os.replace(temporary, run_file)
-
-
 def clear_run_directory(path):
     """Deletes everything in the run directory `path` but its lock."""
     for name in os.listdir(path):
@@ -157,7 +134,7 @@ def _is_empty(path):
 
 
 def _summary(path):
-    metrics_file = os.path.join(path, "metrics.json")
+    metrics_file = os.path.join(path, METRICS_FILE)
     if not os.path.exists(metrics_file):
         return "no metrics.json"
     with open(metrics_file) as file:

@@ -1,15 +1,22 @@
-"""Files that are whole or absent: atomic writes, and weights saved without crashing on a full
-disk (HDF5 does not survive a write that fails half-way)."""
+"""Files that are whole or absent: the one safe write of every file the package writes (JSON,
+text, weights, links), and where keras_convit keeps files under the Keras home.
+
+A file is written beside its destination and renamed onto it once complete (`atomic_path`), so
+a reader, a crash or a full disk leaves the old file or the new one, never half of one. This
+module imports nothing of the package.
+"""
 
 import contextlib
-import csv
 import errno
+import itertools
 import json
 import math
 import os
 import shutil
 
 import numpy as np
+
+_WRITES = itertools.count()
 
 
 def save_weights_safely(model, path, size=None):
@@ -24,7 +31,7 @@ def save_weights_safely(model, path, size=None):
 
     Example:
     >>> import os, tempfile
-    >>> from keras_convit.training.files import save_weights_safely
+    >>> from keras_convit._files import save_weights_safely
     >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     >>> save_weights_safely(model, os.path.join(tempfile.mkdtemp(), "model.weights.h5"))
     """
@@ -35,23 +42,14 @@ def save_weights_safely(model, path, size=None):
             os.fsync(file.fileno())
 
 
-def write_history_csv(path, history):
-    """Writes {key: [value per epoch]} as CSV with an `epoch` column (1-based), atomically."""
-    keys = sorted(history)
-    rows = max((len(values) for values in history.values()), default=0)
-    with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["epoch", *keys])
-        for row in range(rows):
-            values = [history[key][row] if row < len(history[key]) else None for key in keys]
-            writer.writerow([row + 1] + ["" if value is None else value for value in values])
-
-
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path beside `path`, moved onto it when the block succeeds and
-    removed when it fails."""
-    temporary = os.path.join(os.path.dirname(path), f"tmp-{os.path.basename(path)}")
+    removed when it fails. The temporary name ends as `path` does (Keras reads the suffix)
+    and is unique to this process and call, so concurrent writers never share one."""
+    temporary = os.path.join(
+        os.path.dirname(path), f"tmp-{os.getpid()}-{next(_WRITES)}-{os.path.basename(path)}"
+    )
     try:
         yield temporary
         os.replace(temporary, path)
@@ -61,19 +59,46 @@ def atomic_path(path):
         raise
 
 
-def write_json_atomically(path, data):
-    with atomic_path(path) as temporary, open(temporary, "w") as file:
-        json.dump(data, file, indent=1)
+def write_json_atomically(path, data, **dump_arguments):
+    """Writes `data` as JSON (indent 1 unless `dump_arguments` say otherwise), atomically and
+    synced to disk.
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "state.json")
+    >>> write_json_atomically(path, {"epoch": 3})
+    >>> json.load(open(path))
+    {'epoch': 3}
+    """
+    dump_arguments.setdefault("indent", 1)
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as file:
+        json.dump(data, file, **dump_arguments)
         file.flush()
         os.fsync(file.fileno())
 
 
+def write_text_atomically(path, text):
+    """Writes the string `text` (UTF-8) to `path`, atomically."""
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
 def link_or_copy(source, target):
+    """`target` becomes a hard link to `source` (a copy where links fail), atomically."""
     with atomic_path(target) as temporary:
         try:
             os.link(source, temporary)  # no space needed: the files are never changed in place
         except OSError:
             shutil.copyfile(source, temporary)
+
+
+def keras_home():
+    """Where keras_convit keeps its files, as Keras keeps its downloads: `$KERAS_HOME`, else
+    `~/.keras`, else `/tmp/.keras` when that is not writable (`keras.utils.get_file`'s rule).
+    """
+    base = os.path.expanduser(os.environ.get("KERAS_HOME") or os.path.join("~", ".keras"))
+    with contextlib.suppress(OSError):
+        os.makedirs(base, exist_ok=True)
+    return base if os.access(base, os.W_OK) else os.path.join("/tmp", ".keras")
 
 
 def _weights_file_size(model):

@@ -5,7 +5,9 @@ import inspect
 import math
 import os
 
+from keras_convit.data.augmentation import Augmentation
 from keras_convit.models.convit import ConViT
+from keras_convit.models.default_compile import DEFAULT_LEARNING_RATE
 from keras_convit.presets import BASELINES, PRESETS, canonical_name, get_preset
 from keras_convit.training import recipe
 
@@ -16,7 +18,7 @@ DIGITS_DEFAULTS = {
     "model": "convit_digits",
     "epochs": 50,
     "batch_size": 32,
-    "base_lr": 0.032,
+    "base_learning_rate": 0.032,
     "warmup_epochs": 3,
     "augmentation": "light",
 }
@@ -24,7 +26,7 @@ PAPER_DEFAULTS = {
     "model": "convit_tiny",
     "epochs": recipe.EPOCHS,
     "batch_size": 128,
-    "base_lr": recipe.BASE_LEARNING_RATE,
+    "base_learning_rate": recipe.BASE_LEARNING_RATE,
     "warmup_epochs": recipe.WARMUP_EPOCHS,
     "augmentation": "deit",
 }
@@ -34,7 +36,7 @@ AUGMENTATIONS = ("deit", "light", "none")
 # instead of the ImageNet recipe, whose batch of 128, linear learning-rate rule and 300 epochs
 # train nothing on a few hundred images (the rate of batch 16 is 1.6e-5).
 SMALL_DATA_IMAGES = 50_000
-SMALL_DATA_LEARNING_RATE = 1e-3  # AdamW's usual rate, the default compile's
+SMALL_DATA_LEARNING_RATE = DEFAULT_LEARNING_RATE  # AdamW's usual rate, the default compile's
 SMALL_DATA_STEPS = 3_000
 TINY_LEARNING_RATE = 5e-5  # AdamW from scratch barely moves below this (ImageNet: 5e-4)
 
@@ -52,8 +54,11 @@ def small_data_defaults(train_size, batch_size=None, epochs=None):
       set gives.
 
     Example:
-    >>> keras_convit.training.small_data_defaults(400)
-    {'batch_size': 32, 'lr': 0.001, 'epochs': 250, 'warmup_epochs': 5, 'augmentation': 'light'}
+    >>> defaults = keras_convit.job.small_data_defaults(400)
+    >>> defaults["batch_size"], defaults["learning_rate"], defaults["epochs"]
+    (32, 0.001, 250)
+    >>> defaults["warmup_epochs"], defaults["augmentation"]
+    (5, 'light')
     """
     if train_size >= SMALL_DATA_IMAGES:
         return {}
@@ -64,7 +69,7 @@ def small_data_defaults(train_size, batch_size=None, epochs=None):
         epochs = min(300, max(30, math.ceil(SMALL_DATA_STEPS / steps_per_epoch)))
     return {
         "batch_size": batch_size,
-        "lr": SMALL_DATA_LEARNING_RATE,
+        "learning_rate": SMALL_DATA_LEARNING_RATE,
         "epochs": epochs,
         "warmup_epochs": min(recipe.WARMUP_EPOCHS, round(epochs / 10, 1)),
         "augmentation": "light",
@@ -79,6 +84,19 @@ MODEL_ARGUMENTS = tuple(
 )
 
 
+# The settings that `deit_recipe` takes as they are (the same names from flag to optimizer).
+RECIPE_SETTINGS = (
+    "learning_rate",
+    "weight_decay",
+    "warmup_epochs",
+    "min_learning_rate",
+    "label_smoothing",
+    "clipnorm",
+    "use_ema",
+    "ema_momentum",
+)
+
+
 class ConfigError(ValueError):
     """A setting of the main job is out of range or unknown."""
 
@@ -88,8 +106,8 @@ class TrainConfig:
     """Settings of the main job; None means "the data set's default" (see `resolved`).
 
     Example:
-    >>> config = keras_convit.training.TrainConfig(dataset="cifar10", batch_size=256).resolved()
-    >>> config.model, config.image_size, config.epochs, config.lr
+    >>> config = keras_convit.job.TrainConfig(dataset="cifar10", batch_size=256).resolved()
+    >>> config.model, config.image_size, config.epochs, config.learning_rate
     ('convit_tiny', 224, 300, 0.00025)
     """
 
@@ -102,13 +120,13 @@ class TrainConfig:
     image_size: int = None
     epochs: int = None
     batch_size: int = None
-    lr: float = None
-    base_lr: float = None
-    min_lr: float = recipe.MIN_LEARNING_RATE
+    learning_rate: float = None
+    base_learning_rate: float = None
+    min_learning_rate: float = recipe.MIN_LEARNING_RATE
     warmup_epochs: float = None
     weight_decay: float = recipe.WEIGHT_DECAY
     label_smoothing: float = recipe.LABEL_SMOOTHING
-    drop_path: float = recipe.DROP_PATH_RATE
+    drop_path_rate: float = recipe.DROP_PATH_RATE
     augmentation: str = None
     repeats: int = None
     fraction: float = 1.0
@@ -117,7 +135,7 @@ class TrainConfig:
     split_seed: int = 0
     use_ema: bool = False
     ema_momentum: float = recipe.EMA_MOMENTUM
-    clip_norm: float = None
+    clipnorm: float = None
     analysis_every: int = 0
     seed: int = 0
 
@@ -130,28 +148,37 @@ class TrainConfig:
         defaults = DIGITS_DEFAULTS if self.dataset == "digits" else PAPER_DEFAULTS
         if self.dataset != "digits" and train_size is not None:
             small = small_data_defaults(train_size, self.batch_size, self.epochs)
-            if self.base_lr is not None:
-                small.pop("lr", None)  # a given --base-lr keeps the linear scaling rule
+            if self.base_learning_rate is not None:
+                small.pop("learning_rate")  # a given base rate keeps the linear scaling rule
             defaults = {**defaults, **small}
         values = dataclasses.asdict(self)
         for key, value in defaults.items():
             if values[key] is None:
                 values[key] = value
-        values["model"] = canonical_name(values["model"]) or values["model"]
-        # The flag of earlier versions: True meant the baseline, which is now DeiT's layout.
-        baseline = {True: "deit", False: None}.get(values["baseline"], values["baseline"])
-        values["baseline"] = str(baseline).replace("-", "_") if baseline else None
-        if values["model"] not in PRESETS:
-            raise ConfigError(
-                f"model must be one of {', '.join(PRESETS)}, got {values['model']!r}."
-            )
-        if values["image_size"] is None:
-            values["image_size"] = get_preset(values["model"]).input_size[0]
-        if values["lr"] is None:
-            values["lr"] = recipe.scaled_learning_rate(values["batch_size"], values["base_lr"])
+        values["model"] = self._model_name()
+        if values["baseline"]:
+            values["baseline"] = str(values["baseline"]).replace("-", "_")
+        values["image_size"] = self.resolved_image_size()
+        values["learning_rate"] = recipe.peak_learning_rate(
+            values["batch_size"], values["learning_rate"], values["base_learning_rate"]
+        )
         config = TrainConfig(**values)
         config.validate()
         return config
+
+    def resolved_image_size(self):
+        """`image_size`, or the input size of the model's preset: what the data is read at,
+        known before the data set's size is."""
+        if self.image_size is not None:
+            return self.image_size
+        return get_preset(self._model_name()).input_size[0]
+
+    def _model_name(self):
+        defaults = DIGITS_DEFAULTS if self.dataset == "digits" else PAPER_DEFAULTS
+        name = self.model or defaults["model"]
+        if canonical_name(name) is None:
+            raise ConfigError(f"model must be one of {', '.join(PRESETS)}, got {name!r}.")
+        return canonical_name(name)
 
     def validate(self):
         """Raises `ConfigError` naming the first setting out of range (on a resolved config)."""
@@ -175,9 +202,9 @@ class TrainConfig:
             ("epochs", self.epochs >= 1, ">= 1"),
             ("batch_size", self.batch_size >= 1, ">= 1"),
             ("image_size", self.image_size >= 1, ">= 1"),
-            ("lr", self.lr > 0, "> 0"),
+            ("learning_rate", self.learning_rate > 0, "> 0"),
             ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"),
-            ("drop_path", 0.0 <= self.drop_path < 1.0, "in [0, 1)"),
+            ("drop_path_rate", 0.0 <= self.drop_path_rate < 1.0, "in [0, 1)"),
             ("label_smoothing", 0.0 <= self.label_smoothing < 1.0, "in [0, 1)"),
             ("repeats", self.repeats is None or self.repeats >= 1, ">= 1"),
             ("analysis_every", self.analysis_every >= 0, ">= 0 (0: off)"),
@@ -201,10 +228,10 @@ class TrainConfig:
                 f"({self.epochs} epochs): the learning rate never reaches its peak; "
                 "lower --warmup-epochs or raise --epochs."
             )
-        if self.lr < TINY_LEARNING_RATE:
+        if self.learning_rate < TINY_LEARNING_RATE:
             found.append(
-                f"the peak learning rate {self.lr:.3g} is tiny (under {TINY_LEARNING_RATE:g}): "
-                "raise --lr or --base-lr."
+                f"the peak learning rate {self.learning_rate:.3g} is tiny (under "
+                f"{TINY_LEARNING_RATE:g}): raise --learning-rate or --base-learning-rate."
             )
         patch_size = {**get_preset(self.model).architecture, **self.model_args}["patch_size"]
         grid = self.image_size // patch_size
@@ -221,6 +248,13 @@ class TrainConfig:
             )
         return found
 
+    def augmentation_settings(self):
+        """The `keras_convit.data.Augmentation` of these settings (on a resolved config)."""
+        overrides = {} if self.repeats is None else {"repeats": self.repeats}
+        if self.augmentation == "deit":  # the mild transforms of small images evaluate whole
+            overrides["crop_fraction"] = get_preset(self.model).crop_fraction
+        return Augmentation.from_name(self.augmentation, **overrides)
+
     @property
     def full_length_epochs(self):
         """Whether an epoch is as long as one over the whole training set (the paper's
@@ -233,22 +267,10 @@ class TrainConfig:
         return self.scale_epochs and self.fraction < 1.0
 
     def compile_arguments(self, model, steps_per_epoch):
-        """`deit_recipe(...)` with these settings, over `epochs` of `steps_per_epoch`:
-        `model.compile(**config.compile_arguments(model, steps_per_epoch))`."""
-        return recipe.deit_recipe(
-            model,
-            self.batch_size,
-            steps_per_epoch,
-            self.epochs,
-            learning_rate=self.lr,
-            weight_decay=self.weight_decay,
-            warmup_epochs=self.warmup_epochs,
-            min_learning_rate=self.min_lr,
-            label_smoothing=self.label_smoothing,
-            clipnorm=self.clip_norm,
-            use_ema=self.use_ema,
-            ema_momentum=self.ema_momentum,
-        )
+        """`deit_recipe(...)` with these settings (each passed under its own name), over
+        `epochs` of `steps_per_epoch`: `model.compile(**config.compile_arguments(model, n))`."""
+        settings = {name: getattr(self, name) for name in RECIPE_SETTINGS}
+        return recipe.deit_recipe(model, self.batch_size, steps_per_epoch, self.epochs, **settings)
 
     @property
     def run_name(self):

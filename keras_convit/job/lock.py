@@ -24,7 +24,7 @@ def run_lock(path):
     Example:
     >>> import tempfile
     >>> folder = tempfile.mkdtemp()
-    >>> with keras_convit.training.run_lock(folder):
+    >>> with keras_convit.job.run_lock(folder):
     ...     pass
     """
     import fcntl  # POSIX only; keras_convit's training job runs on Linux and macOS

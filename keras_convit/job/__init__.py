@@ -1,0 +1,37 @@
+"""The main job, `keras-convit train`: its settings, run directory, lock, record and report,
+on top of the library (models, data, training).
+
+metrics = keras_convit.job.run_training(keras_convit.job.TrainConfig(epochs=3))
+"""
+
+from keras_convit.job.config import ConfigError, TrainConfig, small_data_defaults
+from keras_convit.job.directory import (
+    RunDirectoryError,
+    choose_run_directory,
+    clear_run_directory,
+    prepare_run_directory,
+)
+from keras_convit.job.lock import RunLockedError, run_lock
+from keras_convit.job.record import read_run, write_run
+from keras_convit.job.report import confusion_matrix, held_out_report
+from keras_convit.job.model import build_model
+from keras_convit.job.run import run_training, training_callbacks
+
+__all__ = [
+    "ConfigError",
+    "RunDirectoryError",
+    "RunLockedError",
+    "TrainConfig",
+    "build_model",
+    "choose_run_directory",
+    "clear_run_directory",
+    "confusion_matrix",
+    "held_out_report",
+    "prepare_run_directory",
+    "read_run",
+    "run_lock",
+    "run_training",
+    "small_data_defaults",
+    "training_callbacks",
+    "write_run",
+]

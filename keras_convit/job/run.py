@@ -1,0 +1,308 @@
+"""The main job: train a ConViT with the DeiT recipe, keep everything, report on held-out data.
+
+What a run directory holds is listed in `keras_convit.job.directory`.
+"""
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import sys
+
+import keras
+
+from keras_convit._files import save_weights_safely, write_json_atomically, write_text_atomically
+from keras_convit.analysis.callback import AnalysisLogger
+from keras_convit.data.pipelines import load_dataset
+from keras_convit.data.sources import resolve_source
+from keras_convit.job.directory import (
+    CHECKPOINT_DIR,
+    METRICS_FILE,
+    UNREADABLE_FILE,
+    RunDirectoryError,
+    choose_run_directory,
+    clear_run_directory,
+    prepare_run_directory,
+)
+from keras_convit.job.lock import LOCK_FILE, run_lock
+from keras_convit.job.model import build_model, load_teacher
+from keras_convit.job.record import read_run, write_run
+from keras_convit.job.report import held_out_report, plot_run
+from keras_convit.training.callbacks import (
+    EpochTimer,
+    LearningRateLogger,
+    NonFiniteLossError,
+    NonFiniteLossGuard,
+    RunCheckpoint,
+)
+from keras_convit.training.distillation import HardDistillation
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """One run as it starts: where, with which resolved settings, on which data."""
+
+    path: str
+    config: object
+    resuming: bool
+    saved: dict  # the run.json found there, or None
+    data: object  # a `DataBundle`
+    scan: object  # the folder data set's `ScanReport`, or None
+
+    @property
+    def fingerprint(self):
+        return self.scan.fingerprint if self.scan is not None else None
+
+    def record(self, status, error=None):
+        write_run(self.path, self.config, status, data_fingerprint=self.fingerprint, error=error)
+
+
+def run_training(
+    config,
+    output_dir=None,
+    resume=False,
+    overwrite=False,
+    explicit=(),
+    data=None,
+    verbose=None,
+    accept_data_change=False,
+):
+    """Runs the main job and returns its metrics (also written to `metrics.json`).
+
+    Nothing is written before training can start (the data read, the model built): a start
+    that fails leaves the directory as it was. One process at a time holds a run directory
+    (`run_lock`). A run that fails once training has started is marked "failed" with the error
+    in `run.json` and resumes from its last committed epoch.
+
+    Args:
+        config: a `TrainConfig`; its None settings take the data set's defaults, and a small
+            folder or TFDS set its size's (`small_data_defaults`).
+        output_dir: the run directory; default `choose_run_directory(config)`.
+        resume, overwrite, explicit: see `prepare_run_directory`.
+        data: an optional `keras_convit.data.DataBundle` to train on instead of
+            `config.dataset` (its batch size must be `config.batch_size`).
+        verbose: Keras `fit` verbosity; default 1 (progress bars) on a terminal, else 2 (one
+            line per epoch).
+        accept_data_change: resume even if the folder data set changed since the run began
+            (its fingerprint, see `keras_convit.data.scan_folder`, differs).
+
+    Raises:
+        NonFiniteLossError: the loss became NaN or infinite (the last good epoch is kept and
+            the run can be resumed).
+        RunDirectoryError: see `prepare_run_directory`; also a resumed run whose data changed.
+        RunLockedError: another process runs in that directory.
+
+    Example (a tiny run: one epoch on half of the 8x8 digits):
+    >>> import tempfile
+    >>> config = keras_convit.job.TrainConfig(
+    ...     image_size=8, epochs=1, fraction=0.5, scale_epochs=False, augmentation="none",
+    ...     model_args={"hidden_dim": 16, "num_heads": 2, "depth": 1, "local_up_to_layer": 0})
+    >>> metrics = keras_convit.job.run_training(
+    ...     config, output_dir=tempfile.mkdtemp(), verbose=0)  # doctest: +ELLIPSIS
+    Starting run in ...
+    >>> metrics["epochs"], 0.0 <= metrics["test_accuracy"] <= 1.0, len(metrics["confusion_matrix"])
+    (1, True, 10)
+    """
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    source = None
+    if data is None:
+        source = resolve_source(
+            config.dataset,
+            data_dir=config.data_dir,
+            image_size=config.resolved_image_size(),
+            seed=config.split_seed,
+        )
+        # Full-length epochs keep the whole set's recipe at every fraction (the paper's protocol).
+        full_length = config.scale_epochs and config.fraction < 1.0
+        kept = (1 - config.validation_fraction) * (1.0 if full_length else config.fraction)
+        config = config.resolved(train_size=int(source.sizes["train"] * kept))
+    else:
+        config = config.resolved()
+    if output_dir is None:
+        if resume or overwrite:
+            raise RunDirectoryError("--resume and --overwrite need an explicit --output-dir.")
+        output_dir = choose_run_directory(config)
+    created = not os.path.exists(output_dir)
+    locked_before = os.path.exists(os.path.join(output_dir, LOCK_FILE))
+    try:
+        with run_lock(output_dir):
+            path, config, resuming = prepare_run_directory(
+                config, output_dir, resume, overwrite, explicit
+            )
+            run = _start(path, config, resuming, source, data, accept_data_change)
+            return _train(run, verbose)
+    finally:
+        _remove_unused_lock(output_dir, created, locked_before)
+
+
+def training_callbacks(checkpoint, use_ema=False):
+    """The job's callbacks, in order: epoch timer and learning rate (added to the logs), the EMA
+    swap for validation, the non-finite loss guard, and the checkpoint (last, so it records
+    what the others add).
+
+    Example:
+    >>> import tempfile
+    >>> checkpoint = keras_convit.training.RunCheckpoint(tempfile.mkdtemp())
+    >>> [type(c).__name__ for c in keras_convit.job.training_callbacks(checkpoint)]
+    ['EpochTimer', 'LearningRateLogger', 'NonFiniteLossGuard', 'RunCheckpoint']
+    """
+    callbacks = [EpochTimer(), LearningRateLogger()]
+    if use_ema:
+        callbacks.append(keras.callbacks.SwapEMAWeights())
+    callbacks += [NonFiniteLossGuard(), checkpoint]
+    return callbacks
+
+
+def _start(path, config, resuming, source, data, accept_data_change):
+    """Reads the data and checks it against the run being resumed; writes nothing."""
+    saved = read_run(path)
+    committed = RunCheckpoint.read_state(os.path.join(path, CHECKPOINT_DIR)) if resuming else None
+    print(
+        f"{'Resuming' if resuming else 'Starting'} run in {path} "
+        + (f"after epoch {committed['epoch']} of {config.epochs} " if committed else "")
+        + f"(backend {keras.backend.backend()}):\n  "
+        + ", ".join(f"{key}={value}" for key, value in dataclasses.asdict(config).items()),
+        flush=True,
+    )
+    keras.utils.set_random_seed(config.seed)
+    if data is None:
+        data = load_dataset(
+            source,
+            image_size=config.image_size,
+            batch_size=config.batch_size,
+            augmentation=config.augmentation_settings(),
+            fraction=config.fraction,
+            validation_fraction=config.validation_fraction,
+            data_dir=config.data_dir,
+            seed=config.seed,
+            split_seed=config.split_seed,
+            full_length_epochs=config.full_length_epochs,
+        )
+    run = _Run(path, config, resuming, saved, data, getattr(source, "scan", None))
+    _check_data_change(run, accept_data_change)
+    print(
+        f"Data: {data.train_size} training images ({data.steps_per_epoch} batches of "
+        f"{config.batch_size} an epoch"
+        + (f", {data.passes_per_epoch:.3g} passes" if data.passes_per_epoch != 1 else "")
+        + f"), {data.validation_size} validation, {data.test_size} test; "
+        f"{data.num_classes} classes.",
+        flush=True,
+    )
+    if run.scan is not None and (run.scan.unreadable or run.scan.skipped):
+        print(f"Scanned {run.scan.root}: {run.scan.summary()}", flush=True)
+    for warning in config.warnings(data.steps_per_epoch):
+        print(f"Warning: {warning}", file=sys.stderr, flush=True)
+    return run
+
+
+def _check_data_change(run, accept_data_change):
+    recorded = (run.saved or {}).get("data_fingerprint")
+    if not run.resuming or recorded in (None, run.fingerprint):
+        return
+    if not accept_data_change:
+        now = run.scan.summary(limit=0).splitlines()[0] if run.scan else "no scan"
+        raise RunDirectoryError(
+            f"The data set changed since the run in {run.path} began (fingerprint "
+            f"{recorded[:12]} -> {str(run.fingerprint)[:12]}; now {now}). Pass "
+            "--accept-data-change to resume on the new data, or --overwrite to start again."
+        )
+    print("The data set changed since the run began; resuming on the new data.", flush=True)
+
+
+def _train(run, verbose):
+    """Builds the model, trains it (the directory changes only from here), reports and plots."""
+    config, data = run.config, run.data
+    model = build_model(config, data.num_classes)
+    model.compile(**config.compile_arguments(model, data.steps_per_epoch))
+    # What `fit` trains: the model, or a distiller of it whose weights hold the teacher's too.
+    trainee = model
+    if config.teacher:
+        trainee = HardDistillation(model, load_teacher(config.teacher))
+        trainee.compile(**config.compile_arguments(trainee, data.steps_per_epoch))
+
+    if not run.resuming and run.saved is not None:
+        clear_run_directory(run.path)
+    run.record("running")
+    if run.scan is not None and run.scan.unreadable:
+        lines = "".join(f"{image}\t{reason}\n" for image, reason in run.scan.unreadable)
+        write_text_atomically(os.path.join(run.path, UNREADABLE_FILE), lines)
+    checkpoint = RunCheckpoint(
+        os.path.join(run.path, CHECKPOINT_DIR),
+        monitor="val_accuracy" if data.validation is not None else None,
+        history_csv=os.path.join(run.path, "history.csv"),
+    )
+    callbacks = training_callbacks(checkpoint, use_ema=config.use_ema)
+    if config.analysis_every:
+        # Before the checkpoint, so a committed epoch always has its analysis record.
+        probe = data.validation if data.validation is not None else data.test
+        logger = AnalysisLogger(run.path, probe, every=config.analysis_every, append=run.resuming)
+        callbacks.insert(len(callbacks) - 1, logger)
+    try:
+        trainee.fit(
+            data.train,
+            validation_data=data.validation,
+            epochs=config.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the pipeline shuffles
+        )
+        trainee.load_weights(checkpoint.best_weights_path)
+        if config.use_ema:
+            # The file holds the raw weights and, in the optimizer, their average: use it.
+            trainee.optimizer.finalize_variable_values(trainee.trainable_variables)
+        report = held_out_report(model, data.test, data.class_names)
+    except NonFiniteLossError as error:
+        run.record("failed", error=str(error))
+        raise NonFiniteLossError(
+            f"{error} Run directory: {run.path}; to resume, e.g. keras-convit train --output-dir "
+            f"{run.path} --resume --learning-rate {config.learning_rate / 10:.3g}"
+        ) from error
+    except Exception as error:
+        run.record("failed", error=str(error))
+        raise
+    return _finish(run, model, checkpoint, report)
+
+
+def _finish(run, model, checkpoint, report):
+    """Writes the run's model, metrics and figures, and marks it finished."""
+    data, path = run.data, run.path
+    metrics = {
+        **report,
+        "best_epoch": checkpoint.best_epoch,
+        "best_val_accuracy": checkpoint.best_value,
+        "epochs": checkpoint.epoch,
+        "train_seconds": round(sum(checkpoint.history.get("epoch_seconds", [])), 1),
+        "train_size": data.train_size,
+        "passes_per_epoch": round(data.passes_per_epoch, 3),
+        "validation_size": data.validation_size,
+        "test_size": data.test_size,
+        "unreadable_files": len(run.scan.unreadable) if run.scan is not None else 0,
+        "parameters": model.count_params(),
+        "backend": keras.backend.backend(),
+        "settings": dataclasses.asdict(run.config),
+    }
+    save_weights_safely(model, os.path.join(path, "best.weights.h5"))
+    model.save(os.path.join(path, "model.keras"), overwrite=True)
+    write_json_atomically(os.path.join(path, METRICS_FILE), metrics)
+    plot_run(path, run.config, checkpoint.history, report)
+    run.record("finished")
+    shutil.rmtree(os.path.join(path, CHECKPOINT_DIR), ignore_errors=True)
+    print(
+        f"Test accuracy {metrics['test_accuracy']:.4f} on {data.test_size} held-out images "
+        f"(best epoch {metrics['best_epoch']} of {metrics['epochs']}); wrote {path}/",
+        flush=True,
+    )
+    return metrics
+
+
+def _remove_unused_lock(path, created, locked_before):
+    """A start that failed leaves nothing: not the directory it made, nor the lock file it put
+    in a directory that holds no run."""
+    if locked_before or not os.path.isdir(path) or read_run(path) is not None:
+        return
+    if created and set(os.listdir(path)) <= {LOCK_FILE}:
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(path, LOCK_FILE))
