@@ -1,29 +1,14 @@
 """The timm reference implementation for parity tests, imported offline.
 
-timm imports torchvision, whose compiled ops are linked against a CUDA build of torch and fail to
-register beside the CPU build pinned here ("operator torchvision::nms does not exist"). ConViT
-never uses those ops, so on that error the half-imported torchvision is dropped, its op
-registrations are stubbed, and the import is retried.
+`import_timm` is `keras_convit._timm_import.import_timm`: it works around the CUDA-linked
+torchvision installed beside the CPU torch pinned here (see that module). Offline: without
+`HF_HUB_OFFLINE`, a `pretrained=True` call spends about 46 s retrying before it fails.
 """
 
 import os
-import sys
-import types
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from keras_convit._timm_import import import_timm  # noqa: E402
 
-def import_timm():
-    """Returns the `timm` module, or raises ImportError if it is not installed."""
-    try:
-        import timm
-    except RuntimeError as error:
-        if "torchvision::nms" not in str(error):
-            raise
-        for name in [name for name in sys.modules if name.startswith(("torchvision", "timm"))]:
-            del sys.modules[name]
-        sys.modules["torchvision._meta_registrations"] = types.ModuleType(
-            "torchvision._meta_registrations"
-        )
-        import timm
-    return timm
+__all__ = ["import_timm"]
