@@ -19,13 +19,23 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 venv: $(VENV)/.installed
 
 # The main job (`keras-convit train`) with no flags: a small ConViT on the offline digits,
-# written to runs/demo/. A killed demo resumes when run again; a finished runs/demo/ is kept
-# (the job stops with a message) unless `make demo DEMO_FLAGS=--overwrite`.
+# written to runs/demo/. A killed demo resumes when run again; a finished runs/demo/ is kept:
+# `make demo` then says so and succeeds (nothing to do; the job itself would refuse with exit
+# status 2) unless `make demo DEMO_FLAGS=--overwrite` (or another --output-dir).
 # OMP_WAIT_POLICY=PASSIVE stops torch's idle OpenMP threads spinning against tf.data's threads.
 DEMO_FLAGS ?=
+DEMO_DIR = runs/demo
 demo: venv
-	KERAS_BACKEND=$${KERAS_BACKEND:-jax} OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} \
-		$(VENV)/bin/python -m keras_convit train --output-dir runs/demo $(DEMO_FLAGS)
+	@if [ -z "$(filter --overwrite --output-dir%,$(DEMO_FLAGS))" ] && $(VENV)/bin/python -c \
+		"import json, sys; sys.exit(json.load(open('$(DEMO_DIR)/run.json'))['status'] != 'finished')" \
+		2>/dev/null; then \
+		echo "$(DEMO_DIR) already holds a finished run (see $(DEMO_DIR)/); nothing to do." \
+			"make demo DEMO_FLAGS=--overwrite trains it again."; \
+	else \
+		set -x; \
+		KERAS_BACKEND=$${KERAS_BACKEND:-jax} OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} \
+			$(VENV)/bin/python -m keras_convit train --output-dir $(DEMO_DIR) $(DEMO_FLAGS); \
+	fi
 
 # One process per backend: Keras fixes its backend at import time.
 test: venv
