@@ -1,5 +1,7 @@
 """The paper's analysis tools: attention maps, nonlocality (Eq. 8), gating and head centres,
-test-time masking (Tables 5-6), a training callback and the figures (matplotlib, optional).
+test-time masking (Tables 5-6), a training callback and the figures (matplotlib, optional):
+`plots` (the paper's figures) and `run_plots` (a training run's learning curves and confusion
+matrix, also reachable as `plots.plot_learning_curves` and `plots.plot_confusion_matrix`).
 
 Everything here reads a model and never changes it."""
 
@@ -20,12 +22,11 @@ from keras_convit.analysis.masking import masked_accuracy, masked_model, predict
 from keras_convit.analysis.nonlocality import nonlocality
 from keras_convit.analysis.plots import (
     plot_attention_grid,
-    plot_confusion_matrix,
     plot_gating,
-    plot_learning_curves,
     plot_nonlocality,
     read_log,
 )
+from keras_convit.analysis.run_plots import plot_confusion_matrix, plot_learning_curves
 
 __all__ = [
     "AnalysisLogger",

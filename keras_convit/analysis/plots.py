@@ -1,16 +1,28 @@
-"""The figures: from an `AnalysisLogger` log or a model, nonlocality per layer across epochs
-(paper Figs. 4-5), gating per layer across epochs (Fig. 6), attention maps of a query patch over
-an image (Fig. 7); and a training run's learning curves. matplotlib is imported only here, when
-a figure is made, and drawn with Agg (no display needed, pyplot's global state untouched)."""
+"""The analysis figures: from an `AnalysisLogger` log or a model, nonlocality per layer across
+epochs (paper Figs. 4-5), gating per layer across epochs (Fig. 6), attention maps of a query patch
+over an image (Fig. 7). A training run's figures (learning curves, confusion matrix) are in
+`run_plots.py` and importable from here too. matplotlib is imported only when a figure is made
+(`_figure.py`)."""
 
 import json
 import os
 
 import numpy as np
 
+from keras_convit.analysis._figure import colors, integer_epochs, new_figure, save
 from keras_convit.analysis.attention import attention_maps_by_layer
 from keras_convit.analysis.callback import LOG_FILENAME
 from keras_convit.analysis.forward import patch_grid
+from keras_convit.analysis.run_plots import plot_confusion_matrix, plot_learning_curves
+
+__all__ = [
+    "plot_attention_grid",
+    "plot_confusion_matrix",
+    "plot_gating",
+    "plot_learning_curves",
+    "plot_nonlocality",
+    "read_log",
+]
 
 
 def read_log(log):
@@ -63,22 +75,22 @@ def plot_nonlocality(log, path=None, per_head=False):
     if per_head:
         figure = _panels(epochs, values, names, ylabel)
     else:
-        figure, axis = _figure(1, 1, (6, 4))
+        figure, axis = new_figure(1, 1, (6, 4))
         axis = axis[0, 0]
-        colors = _colors(len(names))
+        palette = colors(len(names))
         for index, name in enumerate(names):
             axis.plot(
                 epochs,
                 np.nanmean(values[:, index], axis=-1),
                 marker="o",
                 markersize=3,
-                color=colors[index],
+                color=palette[index],
                 label=name,
             )
         axis.set(xlabel="epoch", ylabel=ylabel, title="Nonlocality per layer (mean over heads)")
-        _integer_epochs(axis)
+        integer_epochs(axis)
         axis.legend(fontsize="small", ncol=2)
-    return _finish(figure, path)
+    return save(figure, path)
 
 
 def plot_gating(log, path=None):
@@ -109,7 +121,7 @@ def plot_gating(log, path=None):
         raise ValueError("The log has no GPSA layer, so no gating to plot.")
     epochs = [record["epoch"] for record in records]
     figure = _panels(epochs, _stack(records, "gating"), names, "sigma(lambda)", ylim=(0, 1))
-    return _finish(figure, path)
+    return save(figure, path)
 
 
 def plot_attention_grid(
@@ -158,7 +170,7 @@ def plot_attention_grid(
             f"No block has a {part!r} attention (GPSA blocks only have 'content' and 'positional')."
         )
     num_heads = max(value.shape[1] for value in maps.values())
-    figure, axes = _figure(len(maps), num_heads, (1.6 * num_heads + 0.6, 1.6 * len(maps) + 0.4))
+    figure, axes = new_figure(len(maps), num_heads, (1.6 * num_heads + 0.6, 1.6 * len(maps) + 0.4))
     height, width = image.shape[:2]
     extent = (0, width, height, 0)
     shown = _displayable(image)
@@ -188,71 +200,7 @@ def plot_attention_grid(
             if block_index == 0:
                 axis.set_title(f"head {head}", fontsize="small")
     figure.suptitle(f"{part} of query patch ({row}, {col})", fontsize="medium")
-    return _finish(figure, path)
-
-
-def plot_learning_curves(history, path=None):
-    """Loss, accuracy and learning rate per epoch, train and validation.
-
-    Args:
-        history: {log key: [value per epoch]}, e.g. `RunCheckpoint.history` or a Keras
-            `History.history`; None entries are skipped.
-        path: where to save the figure; None: don't.
-
-    Returns:
-        the `matplotlib.figure.Figure`.
-
-    Example:
-    >>> history = {"loss": [2.3, 1.1], "val_loss": [2.2, 1.3], "learning_rate": [1e-3, 1e-5]}
-    >>> [axis.get_title() for axis in plot_learning_curves(history).axes]
-    ['loss', 'accuracy', 'learning rate']
-    """
-    panels = [
-        ("loss", ("loss", "val_loss")),
-        ("accuracy", ("accuracy", "val_accuracy")),
-        ("learning rate", ("learning_rate",)),
-    ]
-    figure, axes = _figure(1, len(panels), (4.2 * len(panels), 3.4))
-    for axis, (title, keys) in zip(axes[0], panels, strict=True):
-        for key in keys:
-            points = [(i + 1, v) for i, v in enumerate(history.get(key) or []) if v is not None]
-            if points:
-                label = "validation" if key.startswith("val_") else "train"
-                axis.plot(*zip(*points, strict=True), marker=".", label=label)
-        axis.set_title(title)
-        axis.set_xlabel("epoch")
-        _integer_epochs(axis)
-        if len(axis.get_legend_handles_labels()[0]) > 1:
-            axis.legend()
-    return _finish(figure, path)
-
-
-def plot_confusion_matrix(matrix, class_names, path=None):
-    """A confusion matrix as a heat map with its counts: rows true classes, columns predicted.
-
-    Example:
-    >>> figure = plot_confusion_matrix([[5, 1], [0, 4]], ["cat", "dog"])
-    >>> figure.axes[0].get_xlabel(), figure.axes[0].get_ylabel()
-    ('predicted', 'true')
-    """
-    matrix = np.asarray(matrix)
-    side = min(2.0 + 0.45 * len(class_names), 12.0)
-    figure, axes = _figure(1, 1, (side + 1.0, side))
-    axis = axes[0, 0]
-    image = axis.imshow(matrix, cmap="Blues")
-    figure.colorbar(image, ax=axis, shrink=0.8)
-    ticks = range(len(class_names))
-    axis.set_xticks(ticks, class_names, rotation=90 if len(class_names) > 6 else 0)
-    axis.set_yticks(ticks, class_names)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
-    if len(class_names) <= 30:
-        threshold = matrix.max() / 2 if matrix.size else 0
-        for (row, column), count in np.ndenumerate(matrix):
-            color = "white" if count > threshold else "black"
-            axis.text(column, row, str(count), ha="center", va="center", color=color,
-                      fontsize="small")  # fmt: skip
-    return _finish(figure, path)
+    return save(figure, path)
 
 
 def _query_cell(query, grid_height, grid_width):
@@ -308,9 +256,9 @@ def _stack(records, key):
 def _panels(epochs, values, names, ylabel, ylim=None):
     columns = min(len(names), 4)
     rows = -(-len(names) // columns)
-    figure, axes = _figure(rows, columns, (3.2 * columns, 2.6 * rows), sharex=True)
+    figure, axes = new_figure(rows, columns, (3.2 * columns, 2.6 * rows), sharex=True)
     flat = axes.reshape(-1)
-    colors = _colors(values.shape[-1])
+    palette = colors(values.shape[-1])
     for index, (axis, name) in enumerate(zip(flat, names, strict=False)):
         for head in range(values.shape[-1]):
             axis.plot(
@@ -318,11 +266,11 @@ def _panels(epochs, values, names, ylabel, ylim=None):
                 values[:, index, head],
                 marker="o",
                 markersize=2.5,
-                color=colors[head],
+                color=palette[head],
                 label=f"head {head}",
             )
         axis.set_title(name, fontsize="small")
-        _integer_epochs(axis)
+        integer_epochs(axis)
         if ylim is not None:
             axis.set_ylim(*ylim)
         if index % columns == 0:
@@ -332,35 +280,4 @@ def _panels(epochs, values, names, ylabel, ylim=None):
     for axis in flat[len(names) :]:
         figure.delaxes(axis)
     flat[0].legend(fontsize="x-small")
-    return figure
-
-
-def _integer_epochs(axis):
-    from matplotlib.ticker import MaxNLocator
-
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
-def _colors(count):
-    from matplotlib import colormaps
-
-    return colormaps["viridis"](np.linspace(0.0, 0.9, max(count, 1)))
-
-
-def _figure(rows, columns, size, sharex=False):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(rows, columns, squeeze=False, sharex=sharex)
-    return figure, axes
-
-
-def _finish(figure, path):
-    if path is not None:
-        directory = os.path.dirname(os.fspath(path))
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        figure.savefig(path, dpi=120)
     return figure
