@@ -26,8 +26,6 @@ def attention_maps(model, images, layer, **masking):
         and column come first.
 
     Example:
-    >>> import numpy as np
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)
@@ -56,8 +54,6 @@ def attention_maps_by_layer(model, images, layers=None, **masking):
         dict from block name (in model order) to the dict `attention_maps` returns.
 
     Example:
-    >>> import numpy as np
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)

@@ -24,8 +24,6 @@ def analysis_record(model, images, batch_size=32):
     heads); see `nonlocality`, `gating` and `attention_centers`.
 
     Example:
-    >>> import numpy as np
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)
@@ -70,8 +68,6 @@ class AnalysisLogger(keras.callbacks.Callback):
 
     Example:
     >>> import json, os, tempfile
-    >>> import numpy as np
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)

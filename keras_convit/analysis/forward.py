@@ -29,7 +29,6 @@ def model_layers(model):
     pass the ConViT itself (`wrapper.get_layer("convit")`).
 
     Example:
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)
@@ -159,8 +158,6 @@ def forward_layers(
         output.
 
     Example:
-    >>> import numpy as np
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)

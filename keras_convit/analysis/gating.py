@@ -17,7 +17,6 @@ def gating(model):
         float32 numpy array (GPSA blocks, heads), row l being `blocks_l`.
 
     Example:
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)
@@ -53,7 +52,6 @@ def attention_centers(model):
         `AttentionCenters(center, span, distance)` of float64 numpy arrays.
 
     Example:
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)

@@ -36,8 +36,6 @@ def masked_model(model, gate_override=None, override_layers=None, mask_position_
             A model without one is unchanged.
 
     Example:
-    >>> import numpy as np
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)
@@ -60,8 +58,6 @@ def predict_masked(model, images, batch_size=32, **masking):
     array.
 
     Example:
-    >>> import numpy as np
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)
@@ -77,8 +73,6 @@ def masked_accuracy(model, images, labels, batch_size=32, **masking):
     soft (batch, classes), as `keras_convit.data` pipelines give (the top label counts).
 
     Example:
-    >>> import numpy as np
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)

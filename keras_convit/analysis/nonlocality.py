@@ -31,8 +31,6 @@ def nonlocality(model, images, batch_size=32, **masking):
         the per-layer curve of the paper's figures.
 
     Example:
-    >>> import numpy as np
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)

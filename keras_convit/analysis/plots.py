@@ -57,8 +57,6 @@ def plot_nonlocality(log, path=None, per_head=False):
         the `matplotlib.figure.Figure`.
 
     Example:
-    >>> import numpy as np
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)
@@ -97,16 +95,9 @@ def plot_gating(log, path=None):
     """sigma(lambda) of each GPSA head across epochs, one panel per GPSA layer (paper Fig. 6):
     1 is attention on position, 0 on content.
 
-    Args:
-        log: as `read_log`.
-        path: where to save the figure; None: don't.
-
-    Returns:
-        the `matplotlib.figure.Figure`.
+    `log` and `path` as `plot_nonlocality`'s; returns the `matplotlib.figure.Figure`.
 
     Example:
-    >>> import numpy as np
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=3, local_up_to_layer=2,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)
@@ -146,8 +137,6 @@ def plot_attention_grid(
         the `matplotlib.figure.Figure`.
 
     Example:
-    >>> import numpy as np
-    >>> import keras_convit
     >>> from keras_convit import analysis
     >>> model = keras_convit.ConViT(hidden_dim=32, num_heads=4, depth=2, local_up_to_layer=1,
     ...                             patch_size=8, input_shape=(32, 32, 3), classes=10)

@@ -133,15 +133,16 @@ def folder_source(root, test_fraction=0.2, seed=0, scan=None):
     Example:
     >>> import pathlib, tempfile
     >>> root = pathlib.Path(tempfile.mkdtemp())
-    >>> for name in ("cat", "dog"):
-    ...     (root / name).mkdir()
-    ...     keras.utils.save_img(root / name / "0.png", np.zeros((8, 8, 3)))
-    ...     keras.utils.save_img(root / name / "1.png", np.zeros((8, 8, 3)))
-    >>> source = keras_convit.data.folder_source(str(root), test_fraction=0.5)
+    >>> for split, name, count in [("train", "cat", 3), ("train", "dog", 2), ("test", "cat", 1),
+    ...                            ("test", "dog", 1)]:
+    ...     (root / split / name).mkdir(parents=True)
+    ...     for index in range(count):
+    ...         keras.utils.save_img(root / split / name / f"{index}.png", np.zeros((8, 8, 3)))
+    >>> source = keras_convit.data.folder_source(str(root))
     >>> source.class_names, len(source.labels["train"]), len(source.labels["test"])
-    (('cat', 'dog'), 2, 2)
-    >>> source.scan.num_images, source.scan.unreadable
-    (4, ())
+    (('cat', 'dog'), 5, 2)
+    >>> source.scan.test_folder, source.scan.unreadable
+    ('test', ())
     """
     if scan is None:
         scan = scan_folder(root)

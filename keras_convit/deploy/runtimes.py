@@ -127,7 +127,7 @@ def artifact_format(path):
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, "saved_model.pb")):
             return "tf_saved_model"
-        raise ValueError(f"{path} is a directory without saved_model.pb: not a SavedModel.")
+        raise ValueError(f"{path} is a directory without saved_model.pb: it is not a SavedModel.")
     for format, suffix in ARTIFACT_SUFFIXES.items():
         if suffix and path.endswith(suffix):
             return format

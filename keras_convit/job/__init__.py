@@ -12,9 +12,9 @@ from keras_convit.job.directory import (
     prepare_run_directory,
 )
 from keras_convit.job.lock import RunLockedError, run_lock
+from keras_convit.job.model import build_model
 from keras_convit.job.record import read_run, write_run
 from keras_convit.job.report import confusion_matrix, held_out_report
-from keras_convit.job.model import build_model
 from keras_convit.job.run import run_training, training_callbacks
 
 __all__ = [

@@ -156,8 +156,8 @@ class TrainConfig:
             if values[key] is None:
                 values[key] = value
         values["model"] = self._model_name()
-        if values["baseline"]:
-            values["baseline"] = str(values["baseline"]).replace("-", "_")
+        if isinstance(values["baseline"], str):
+            values["baseline"] = values["baseline"].replace("-", "_")
         values["image_size"] = self.resolved_image_size()
         values["learning_rate"] = recipe.peak_learning_rate(
             values["batch_size"], values["learning_rate"], values["base_learning_rate"]

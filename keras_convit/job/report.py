@@ -61,7 +61,7 @@ def plot_run(path, config, history, report):
             history,
             os.path.join(path, "learning_curves.png"),
             title=title,
-            augmented=config.augmentation != "none",
+            augmented=_training_batches(config),
         )
         plots.plot_confusion_matrix(
             report["confusion_matrix"],
@@ -74,3 +74,11 @@ def plot_run(path, config, history, report):
             plots.plot_gating(path, path=os.path.join(path, "gating.png"))
     except ImportError:
         print("matplotlib is missing, so no plots: pip install matplotlib", flush=True)
+
+
+def _training_batches(config):
+    """What the learning curves' training batches are, for the note beside them."""
+    augmentation = config.augmentation_settings()
+    if augmentation.uses_soft_labels:
+        return "augmented, MixUp/CutMix-mixed"
+    return config.augmentation != "none"

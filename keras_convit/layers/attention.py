@@ -4,6 +4,15 @@ from keras import ops
 from keras_convit.layers.composite import CompositeLayer
 from keras_convit.layers.initializers import linear_kernel_initializer
 
+# The constructor arguments every attention layer takes (and a block passes on to it).
+ATTENTION_ARGUMENTS = (
+    "hidden_dim",
+    "num_heads",
+    "qkv_bias",
+    "attention_dropout_rate",
+    "dropout_rate",
+)
+
 
 @keras.saving.register_keras_serializable(package="keras_convit")
 class MultiHeadSelfAttention(CompositeLayer):
@@ -41,17 +50,12 @@ class MultiHeadSelfAttention(CompositeLayer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if hidden_dim % num_heads:
-            raise ValueError(
-                f"`num_heads` must divide `hidden_dim`, got hidden_dim={hidden_dim} and "
-                f"num_heads={num_heads}."
-            )
+        self.head_dim = head_width(hidden_dim, num_heads)
         self.hidden_dim = hidden_dim
         self.num_heads = num_heads
         self.qkv_bias = qkv_bias
         self.attention_dropout_rate = attention_dropout_rate
         self.dropout_rate = dropout_rate
-        self.head_dim = hidden_dim // num_heads
         self.scale = self.head_dim**-0.5
 
     def build(self, input_shape):
@@ -68,14 +72,7 @@ class MultiHeadSelfAttention(CompositeLayer):
             self.hidden_dim, kernel_initializer=init, dtype=self.sublayer_dtype("proj"), name="proj"
         )
         self.proj.build(input_shape)
-        self.attention_dropout = keras.layers.Dropout(
-            self.attention_dropout_rate, dtype=self.sublayer_dtype("attn_drop"), name="attn_drop"
-        )
-        self.proj_dropout = keras.layers.Dropout(
-            self.dropout_rate, dtype=self.sublayer_dtype("proj_drop"), name="proj_drop"
-        )
-        self.attention_dropout.build((None, self.num_heads, input_shape[1], input_shape[1]))
-        self.proj_dropout.build(input_shape)
+        build_dropouts(self, input_shape)
 
     def queries(self, query):
         """The query tokens of (batch, T, heads, head_dim) queries: all of them."""
@@ -105,11 +102,29 @@ class MultiHeadSelfAttention(CompositeLayer):
         return input_shape
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "hidden_dim": self.hidden_dim,
-            "num_heads": self.num_heads,
-            "qkv_bias": self.qkv_bias,
-            "attention_dropout_rate": self.attention_dropout_rate,
-            "dropout_rate": self.dropout_rate,
-        }
+        return {**super().get_config(), **self.arguments(ATTENTION_ARGUMENTS)}
+
+
+def head_width(hidden_dim, num_heads):
+    """The width of one head, `hidden_dim // num_heads`; a ValueError when it does not divide."""
+    if hidden_dim % num_heads:
+        raise ValueError(
+            f"`num_heads` must divide `hidden_dim`, got hidden_dim={hidden_dim} and "
+            f"num_heads={num_heads}."
+        )
+    return hidden_dim // num_heads
+
+
+def build_dropouts(layer, input_shape):
+    """Builds the two dropouts of an attention `layer` (its `attention_dropout_rate` on the
+    attention weights, its `dropout_rate` after the output projection) as its `attn_drop` and
+    `proj_drop`, the reference's names, for (batch, tokens, channels) inputs."""
+    layer.attention_dropout = keras.layers.Dropout(
+        layer.attention_dropout_rate, dtype=layer.sublayer_dtype("attn_drop"), name="attn_drop"
+    )
+    layer.proj_dropout = keras.layers.Dropout(
+        layer.dropout_rate, dtype=layer.sublayer_dtype("proj_drop"), name="proj_drop"
+    )
+    tokens = input_shape[1]
+    layer.attention_dropout.build((None, layer.num_heads, tokens, tokens))
+    layer.proj_dropout.build(input_shape)

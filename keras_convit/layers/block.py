@@ -1,9 +1,9 @@
 import keras
 
-from keras_convit.layers.attention import MultiHeadSelfAttention
+from keras_convit.layers.attention import ATTENTION_ARGUMENTS, MultiHeadSelfAttention
 from keras_convit.layers.composite import CompositeLayer
 from keras_convit.layers.drop_path import DropPath
-from keras_convit.layers.gpsa import GatedPositionalSelfAttention
+from keras_convit.layers.gpsa import GPSA_ARGUMENTS, GatedPositionalSelfAttention
 from keras_convit.layers.mlp import MLP
 
 
@@ -84,16 +84,8 @@ class TransformerBlock(CompositeLayer):
             epsilon=epsilon, dtype=self.sublayer_dtype("norm1"), name="norm1"
         )
         self.norm1.build(input_shape)
-        attention = dict(
-            hidden_dim=self.hidden_dim,
-            num_heads=self.num_heads,
-            qkv_bias=self.qkv_bias,
-            attention_dropout_rate=self.attention_dropout_rate,
-            dropout_rate=self.dropout_rate,
-            dtype=self.dtype_policy,
-            name="attn",
-        )
-        self.attn = self.attention_layer(**attention)
+        attention = self.arguments(ATTENTION_ARGUMENTS)
+        self.attn = self.attention_layer(**attention, dtype=self.dtype_policy, name="attn")
         self.attn.build(input_shape)
         self.attn.trainable = self.trainable_attention
         self.norm2 = keras.layers.LayerNormalization(
@@ -116,14 +108,7 @@ class TransformerBlock(CompositeLayer):
     def attention_layer(self, **arguments):
         """The attention sublayer, built from the arguments every attention takes."""
         if self.use_gpsa:
-            return GatedPositionalSelfAttention(
-                grid_size=self.grid_size,
-                locality_strength=self.locality_strength,
-                use_conv_init=self.use_conv_init,
-                gating_init=self.gating_init,
-                trainable_gating=self.trainable_gating,
-                **arguments,
-            )
+            return GatedPositionalSelfAttention(**self.arguments(GPSA_ARGUMENTS), **arguments)
         return MultiHeadSelfAttention(**arguments)
 
     def call(self, inputs, training=None, return_attention_scores=False, gate_override=None):
@@ -150,21 +135,12 @@ class TransformerBlock(CompositeLayer):
         return input_shape
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "hidden_dim": self.hidden_dim,
-            "num_heads": self.num_heads,
-            "use_gpsa": self.use_gpsa,
-            "mlp_ratio": self.mlp_ratio,
-            "qkv_bias": self.qkv_bias,
-            "dropout_rate": self.dropout_rate,
-            "attention_dropout_rate": self.attention_dropout_rate,
-            "drop_path_rate": self.drop_path_rate,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-            "grid_size": self.grid_size,
-            "locality_strength": self.locality_strength,
-            "use_conv_init": self.use_conv_init,
-            "gating_init": self.gating_init,
-            "trainable_gating": self.trainable_gating,
-            "trainable_attention": self.trainable_attention,
-        }
+        own = (
+            "use_gpsa",
+            "mlp_ratio",
+            "drop_path_rate",
+            "layer_norm_epsilon",
+            "trainable_attention",
+        )
+        arguments = self.arguments((*ATTENTION_ARGUMENTS, *GPSA_ARGUMENTS, *own))
+        return {**super().get_config(), **arguments}

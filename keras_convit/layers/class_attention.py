@@ -3,6 +3,7 @@ from keras import ops
 
 from keras_convit.layers.attention import MultiHeadSelfAttention
 from keras_convit.layers.block import TransformerBlock
+from keras_convit.layers.gpsa import GPSA_ARGUMENTS
 
 
 @keras.saving.register_keras_serializable(package="keras_convit")
@@ -108,7 +109,6 @@ class ClassAttentionBlock(TransformerBlock):
 
     def get_config(self):
         config = super().get_config()
-        for unused in ("use_gpsa", "grid_size", "locality_strength", "use_conv_init",
-                       "gating_init", "trainable_gating"):  # fmt: skip
+        for unused in ("use_gpsa", *GPSA_ARGUMENTS):  # a class-attention block has no GPSA
             config.pop(unused, None)
         return {**config, "num_query_tokens": self.num_query_tokens}

@@ -35,6 +35,11 @@ class CompositeLayer(keras.layers.Layer):
             return policy[f"{self.path}/{name}"]
         return policy
 
+    def arguments(self, names):
+        """{name: this layer's attribute of that name} for the constructor arguments `names`,
+        which each layer keeps under their own names."""
+        return {name: getattr(self, name) for name in names}
+
     def get_config(self):
         config = super().get_config()
         quantized = {}

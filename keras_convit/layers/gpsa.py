@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_convit.layers.attention import ATTENTION_ARGUMENTS, build_dropouts, head_width
 from keras_convit.layers.composite import CompositeLayer
 from keras_convit.layers.initializers import linear_kernel_initializer
 from keras_convit.layers.relative_positions import relative_position_features
@@ -26,6 +27,16 @@ def convolutional_pos_proj_kernel(num_heads):
             head = row + kernel_size * col
             kernel[:, head] = (2 * (col - center), 2 * (row - center), -1.0)
     return kernel
+
+
+# GPSA's constructor arguments beyond those of every attention layer (`ATTENTION_ARGUMENTS`).
+GPSA_ARGUMENTS = (
+    "grid_size",
+    "locality_strength",
+    "use_conv_init",
+    "gating_init",
+    "trainable_gating",
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_convit")
@@ -115,11 +126,7 @@ class GatedPositionalSelfAttention(CompositeLayer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if hidden_dim % num_heads:
-            raise ValueError(
-                f"`num_heads` must divide `hidden_dim`, got hidden_dim={hidden_dim} and "
-                f"num_heads={num_heads}."
-            )
+        self.head_dim = head_width(hidden_dim, num_heads)
         self.hidden_dim = hidden_dim
         self.num_heads = num_heads
         self.grid_size = tuple(grid_size) if grid_size is not None else None
@@ -130,7 +137,6 @@ class GatedPositionalSelfAttention(CompositeLayer):
         self.qkv_bias = qkv_bias
         self.attention_dropout_rate = attention_dropout_rate
         self.dropout_rate = dropout_rate
-        self.head_dim = hidden_dim // num_heads
         self.scale = self.head_dim**-0.5
 
     def build(self, input_shape):
@@ -173,14 +179,7 @@ class GatedPositionalSelfAttention(CompositeLayer):
             initializer=keras.initializers.Constant(self.gating_init),
             trainable=self.trainable_gating,
         )
-        self.attention_dropout = keras.layers.Dropout(
-            self.attention_dropout_rate, dtype=self.sublayer_dtype("attn_drop"), name="attn_drop"
-        )
-        self.proj_dropout = keras.layers.Dropout(
-            self.dropout_rate, dtype=self.sublayer_dtype("proj_drop"), name="proj_drop"
-        )
-        self.attention_dropout.build((None, self.num_heads, input_shape[1], input_shape[1]))
-        self.proj_dropout.build(input_shape)
+        build_dropouts(self, input_shape)
 
     def _initialize_positional_weights(self):
         kernel = ops.convert_to_numpy(self.pos_proj.kernel)
@@ -301,19 +300,8 @@ class GatedPositionalSelfAttention(CompositeLayer):
         return input_shape
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "hidden_dim": self.hidden_dim,
-            "num_heads": self.num_heads,
-            "grid_size": self.grid_size,
-            "locality_strength": self.locality_strength,
-            "use_conv_init": self.use_conv_init,
-            "gating_init": self.gating_init,
-            "trainable_gating": self.trainable_gating,
-            "qkv_bias": self.qkv_bias,
-            "attention_dropout_rate": self.attention_dropout_rate,
-            "dropout_rate": self.dropout_rate,
-        }
+        arguments = self.arguments((*ATTENTION_ARGUMENTS, *GPSA_ARGUMENTS))
+        return {**super().get_config(), **arguments}
 
 
 def _axis_offsets(length):

@@ -1,9 +1,9 @@
 """Which ConViT a checkpoint holds, from the shapes of its tensors alone."""
 
-import math
 import re
 
 from keras_convit.presets import DEFAULT_INPUT_SIZE
+from keras_convit.weights.resampling import square_grid
 
 
 def infer_architecture(shapes, grid_size=None, num_heads=None):
@@ -48,14 +48,8 @@ def infer_architecture(shapes, grid_size=None, num_heads=None):
         raise ValueError("The checkpoint has no GPSA block, so its head count is unknown: pass it.")
     use_pos_embed = "pos_embed" in shapes
     if grid_size is None and use_pos_embed:
-        tokens = shapes["pos_embed"][1]
-        side = math.isqrt(tokens)
-        if side * side != tokens:
-            raise ValueError(
-                f"`pos_embed` holds {tokens} tokens, not a square grid: pass its grid (the "
-                "command line's --image-size)."
-            )
-        grid_size = (side, side)
+        remedy = "pass its grid (the command line's --image-size)"
+        grid_size = square_grid(shapes["pos_embed"][1], remedy)
     if grid_size is None:
         grid_size = tuple(side // patch_size for side in DEFAULT_INPUT_SIZE)
     height, width = grid_size

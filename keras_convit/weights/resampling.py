@@ -41,6 +41,19 @@ def bicubic_matrix(in_size, out_size):
     return matrix
 
 
+def square_grid(tokens, remedy):
+    """(side, side) of a position embedding of `tokens` tokens; a ValueError ending in `remedy`
+    when `tokens` is not a square (a grid that must be given).
+
+    >>> square_grid(196, "pass its grid")
+    (14, 14)
+    """
+    side = math.isqrt(tokens)
+    if side * side != tokens:
+        raise ValueError(f"A position embedding of {tokens} tokens is not a square grid: {remedy}.")
+    return side, side
+
+
 def resample_position_embedding(embedding, new_grid, old_grid=None):
     """Resamples a patch position embedding from one grid to another, bicubically.
 
@@ -64,13 +77,7 @@ def resample_position_embedding(embedding, new_grid, old_grid=None):
     embedding = np.asarray(embedding)
     tokens, channels = embedding.shape[1:]
     if old_grid is None:
-        side = math.isqrt(tokens)
-        if side * side != tokens:
-            raise ValueError(
-                f"Cannot tell the grid of a position embedding of {tokens} tokens (not a square); "
-                "pass its (height, width)."
-            )
-        old_grid = (side, side)
+        old_grid = square_grid(tokens, "pass its (height, width)")
     old_grid, new_grid = tuple(int(s) for s in old_grid), tuple(int(s) for s in new_grid)
     if old_grid[0] * old_grid[1] != tokens:
         raise ValueError(f"A grid of {old_grid} does not hold the embedding's {tokens} tokens.")

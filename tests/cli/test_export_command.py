@@ -59,7 +59,11 @@ def test_an_exported_artefact_predicts_as_the_keras_model(workspace, tmp_path, f
     difference = float(out[0].split("Keras model ")[1].split(";")[0])
     assert difference < 1e-3
     with open(f"{path}.classes.json") as file:
-        assert json.load(file) == list(workspace.class_names)  # from the run's metrics.json
+        # The run's class names (from its metrics.json), and what the artefact outputs.
+        assert json.load(file) == {
+            "outputs": "probabilities",
+            "class_names": list(workspace.class_names),
+        }
 
     images = sorted(workspace.pixels)
     expected = top_predictions(capsys, workspace.keras_model, images, tmp_path / "keras.json")
@@ -72,7 +76,7 @@ def test_an_exported_artefact_predicts_as_the_keras_model(workspace, tmp_path, f
 
 
 @pytest.mark.slow  # an export, then predict on the artefact and on the weights: ~30 s
-def test_weights_export_without_names_removes_a_stale_sidecar(workspace, tmp_path, capsys):
+def test_weights_export_without_names_drops_stale_names(workspace, tmp_path, capsys):
     path = artefact_path(tmp_path, QUICK_FORMAT)
     stale = f"{path}.classes.json"
     with open(stale, "w") as file:
@@ -82,7 +86,9 @@ def test_weights_export_without_names_removes_a_stale_sidecar(workspace, tmp_pat
         "--variant", "convit_digits",
     )  # fmt: skip
     assert status == 0, err
-    assert "class names" not in out[0] and not os.path.exists(stale)
+    assert "class names" not in out[0]
+    with open(stale) as file:  # the stale names are gone; what the artefact outputs is kept
+        assert json.load(file) == {"outputs": "logits"}
     images = sorted(workspace.pixels)
     got = top_predictions(capsys, path, images, tmp_path / "artefact.json")
     expected = top_predictions(
@@ -91,7 +97,7 @@ def test_weights_export_without_names_removes_a_stale_sidecar(workspace, tmp_pat
     for image, predictions in got.items():
         assert [p["class"] for p in predictions] == [str(p["index"]) for p in predictions]
         assert predictions[0]["index"] == expected[image][0]["index"]
-        # The artefact returns logits (rows do not sum to 1): predict takes their softmax.
+        # The artefact returns logits, as its sidecar says: predict takes their softmax.
         assert abs(predictions[0]["probability"] - expected[image][0]["probability"]) < 1e-4
 
 

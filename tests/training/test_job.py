@@ -14,6 +14,7 @@ from keras_convit.job import (
     RunDirectoryError,
     TrainConfig,
     build_model,
+    choose_run_directory,
     prepare_run_directory,
 )
 
@@ -56,9 +57,9 @@ def test_defaults_are_the_digits_job_and_the_paper_elsewhere():
     assert _config(fraction=0.1).full_length_epochs
     assert not _config(fraction=0.1, scale_epochs=False).full_length_epochs
     assert not _config().full_length_epochs
-    assert _config(baseline=True).baseline == _config(baseline="deit").baseline == "deit"
+    with pytest.raises(ConfigError, match="baseline must be None or deit, in_place, got True"):
+        _config(baseline=True)  # the flag's value before there were two baselines
     assert _config(baseline="in-place").baseline == "in_place"
-    assert _config(baseline=False).baseline is None
 
 
 @pytest.mark.parametrize(
@@ -138,12 +139,13 @@ def test_an_unfinished_run_without_a_committed_epoch_gives_way(tmp_path):
 def test_default_directories_count_up(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = _config()
-    first = prepare_run_directory(config)[0]
+    first = choose_run_directory(config)
     assert first == os.path.join("runs", "digits-convit_digits")
     _fake_run(first, config, "finished")
-    assert prepare_run_directory(config)[0] == first + "-2"
+    assert choose_run_directory(config) == first + "-2"
     _fake_run(first + "-2", config, "running")
-    assert prepare_run_directory(config) == (first + "-2", config, True)
+    assert choose_run_directory(config) == first + "-2"
+    assert prepare_run_directory(config, first + "-2") == (first + "-2", config, True)
 
 
 def test_cli_reports_directory_errors_without_training(tmp_path, capsys):

@@ -33,7 +33,7 @@ BAD = [
     (["--repeats", "0"], "repeats must be >= 1"),
     (["--model-args", '{"nonsense": 1}'], "unknown keras_convit.ConViT arguments ['nonsense']"),
     (["--model-args", "[1]"], "model_args must be a JSON object"),
-    (["--model-args", '{"depth": 2}'], "local_up_to_layer"),
+    (["--model-args", '{"depth": 2, "local_up_to_layer": 3}'], "local_up_to_layer"),
     (["--model-args", '{"hidden_dim": 30}'], "num_heads` must divide `hidden_dim`"),
     (["--image-size", "30"], "multiples of patch_size=4"),
     (["--batch-size", "5000"], "Only 1295 training images"),
