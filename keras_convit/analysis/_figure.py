@@ -7,6 +7,8 @@ import textwrap
 
 import numpy as np
 
+from keras_convit._files import atomic_path
+
 
 def new_figure(rows, columns, size, sharex=False):
     """(figure, axes): a constrained-layout figure of `size` inches, axes always 2-D."""
@@ -25,7 +27,8 @@ def save(figure, path):
         directory = os.path.dirname(os.fspath(path))
         if directory:
             os.makedirs(directory, exist_ok=True)
-        figure.savefig(path, dpi=120)
+        with atomic_path(os.fspath(path)) as temporary:  # the suffix names the format
+            figure.savefig(temporary, dpi=120)
     return figure
 
 

@@ -11,7 +11,12 @@ import sys
 
 import keras
 
-from keras_convit._files import save_weights_safely, write_json_atomically, write_text_atomically
+from keras_convit._files import (
+    atomic_path,
+    save_weights_safely,
+    write_json_atomically,
+    write_text_atomically,
+)
 from keras_convit.analysis.callback import AnalysisLogger
 from keras_convit.data.pipelines import load_dataset
 from keras_convit.data.sources import resolve_source
@@ -283,7 +288,8 @@ def _finish(run, model, checkpoint, report):
         "settings": dataclasses.asdict(run.config),
     }
     save_weights_safely(model, os.path.join(path, "best.weights.h5"))
-    model.save(os.path.join(path, "model.keras"), overwrite=True)
+    with atomic_path(os.path.join(path, "model.keras")) as temporary:
+        model.save(temporary)
     write_json_atomically(os.path.join(path, METRICS_FILE), metrics)
     plot_run(path, run.config, checkpoint.history, report)
     run.record("finished")

@@ -5,6 +5,7 @@ shapes of the source; the destination's kind follows its suffix."""
 import inspect
 import os
 
+from keras_convit._files import save_weights_safely
 from keras_convit.models.convit import ConViT
 from keras_convit.presets import preset_of_architecture
 from keras_convit.weights.architecture import infer_architecture
@@ -41,7 +42,7 @@ def convert_weights(source, destination, image_size=None, num_heads=None):
         )
     model, config = model_from_weights(source, image_size=image_size, num_heads=num_heads)
     if destination.endswith(".weights.h5"):
-        model.save_weights(destination)
+        save_weights_safely(model, destination)
     else:
         export_reference_weights(model, destination)
     return config
