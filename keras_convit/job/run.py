@@ -119,8 +119,8 @@ def run_training(
             seed=config.split_seed,
         )
         # Full-length epochs keep the whole set's recipe at every fraction (the paper's protocol).
-        full_length = config.scale_epochs and config.fraction < 1.0
-        kept = (1 - config.validation_fraction) * (1.0 if full_length else config.fraction)
+        share = 1.0 if config.full_length_epochs else config.fraction
+        kept = (1 - config.validation_fraction) * share
         config = config.resolved(train_size=int(source.sizes["train"] * kept))
     else:
         config = config.resolved()
