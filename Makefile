@@ -49,9 +49,9 @@ test: venv
 	echo "All backends passed: $(BACKENDS)"
 
 # The docs site (docs/ and the API pages from the docstrings) into site/; --strict fails on a
-# broken link or a missing reference.
+# broken link or a missing reference. NO_MKDOCS_2_WARNING silences Material's banner about MkDocs 2.
 docs: venv
-	$(VENV)/bin/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 lint: venv
 	$(VENV)/bin/ruff check keras_convit tests examples benchmarks
