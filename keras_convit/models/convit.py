@@ -25,6 +25,7 @@ from keras_convit.models.arguments import (
 from keras_convit.models.default_compile import compile_classifier
 from keras_convit.models.preprocessing import normalization
 from keras_convit.presets import DEFAULT_INPUT_SIZE, IMAGENET_MEAN, IMAGENET_STD, PAPER_LAYOUT
+from keras_convit.weights.channels import adapt_statistics
 from keras_convit.weights.loading import load_weights, validate_weights_argument
 
 DEFAULT_INPUT_SHAPE = (*DEFAULT_INPUT_SIZE, 3)
@@ -112,7 +113,20 @@ def ConViT(
 
     Model args: as the `keras.applications` variants, see `ConViTTiny`; plus `compile`, and
         `mean`, `std`: the per-channel statistics (in [0, 1] units) of the preprocessing inside
-        the model, (x / 255 - mean) / std; a preset's (ImageNet's by default).
+        the model, (x / 255 - mean) / std; a preset's (ImageNet's by default). RGB statistics
+        follow another channel count: their mean for 1 channel, repeated for C
+        (`keras_convit.weights.adapt_statistics`); or pass C values.
+
+    Example, a 1-channel model with a new head from an RGB checkpoint:
+    >>> import os, tempfile
+    >>> rgb = ConViT(64, 4, depth=2, local_up_to_layer=1, input_shape=(32, 32, 3), classes=10)
+    >>> path = os.path.join(tempfile.mkdtemp(), "rgb.weights.h5")
+    >>> rgb.save_weights(path)
+    >>> grey = ConViT(
+    ...     64, 4, depth=2, local_up_to_layer=1, input_shape=(32, 32, 1), classes=3, weights=path
+    ... )
+    >>> tuple(grey.predict(np.zeros((2, 32, 32, 1)), verbose=0).shape)
+    (2, 3)
     """
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
@@ -130,8 +144,6 @@ def ConViT(
     validate_classifier_activation(classifier_activation, weights, include_top)
     validate_weights_argument(
         weights,
-        include_top=include_top,
-        classes=classes,
         architecture=dict(
             hidden_dim=hidden_dim,
             num_heads=num_heads,
@@ -149,14 +161,16 @@ def ConViT(
         input_shape,
         DEFAULT_INPUT_SHAPE,
         patch_size,
-        include_preprocessing,
+        False,  # any channel count: the statistics below follow it
     )
+    channels = image_input.shape[-1]
 
     # Keras' own input check lets a 1-channel batch through (it broadcasts it), and is skipped
     # on JAX after the first call and on TensorFlow after a retrace; this one is not.
     x = ImageInputCheck(tuple(image_input.shape[1:]), name="input_check")(image_input)
     if include_preprocessing:
-        x = normalization(mean, std)(x)
+        statistics = [adapt_statistics(values, channels) for values in (mean, std)]
+        x = normalization(*statistics)(x)
     patch_embed = PatchEmbedding(hidden_dim, patch_size, name="patch_embed")
     x = patch_embed(x)
     if use_pos_embed:
@@ -216,7 +230,7 @@ def ConViT(
     model = keras.Model(model_inputs, x, name=name)
 
     if weights is not None:
-        load_weights(model, weights)
+        load_weights(model, weights, new_head=True)
     if include_top and compile:
         compile_classifier(model)
     return model

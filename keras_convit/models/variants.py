@@ -21,14 +21,18 @@ VARIANT_DOCSTRING = """{description}: {hidden_dim} wide, {num_heads} heads, {dep
         weights: None (random initialisation), {imagenet_text}or the path to a weights file:
             Keras `.weights.h5`, or a timm / official checkpoint (`.safetensors`, `.pth`,
             `.bin`). Checkpoints of another input size load too: the position embedding is
-            resampled to this model's grid.
+            resampled to this model's grid. RGB weights load into another channel count as
+            timm's `adapt_input_conv` does (1 channel: the filters summed). Everything else
+            must fit, or nothing is loaded.
         input_tensor: optional Keras tensor (output of `keras.Input()`) to use as image input.
         input_shape: (height, width, channels), static, default {input_shape}. Height and
-            width must be multiples of the patch size {patch_size}.
+            width must be multiples of the patch size {patch_size}. Any channel count: the
+            preprocessing of 1 channel uses the mean of the RGB statistics.
         pooling: "token" (the class token, default) or "avg" (mean of the patch tokens). With
             `include_top=False`, None returns the whole normed token sequence
             (batch, 1 + patches, {hidden_dim}).
-        classes: number of classes of the head.
+        classes: number of classes of the head. With `weights`, another count than the
+            file's loads every weight but the head, which is new (one log line says so).
         classifier_activation: activation of the head: "softmax" (default) or None for logits;
             with weights, only these two (as `keras.applications`).
         include_preprocessing: whether the model normalises [0, 255] RGB input itself.
@@ -74,7 +78,7 @@ def _document(function):
     preset = get_preset(function.__name__)
     imagenet_text = (
         f'"imagenet" (the official ImageNet-1k weights, timm tag `{preset.imagenet_tag}`, '
-        "downloaded once; with `include_top=True` they need `classes=1000`), "
+        "downloaded once), "
         if preset.has_imagenet_weights
         else ""
     )
@@ -201,7 +205,8 @@ for _variant in (
 
 def from_preset(preset, **kwargs):
     """Any named model of `keras_convit.presets.PRESETS`, with `ConViT` arguments overriding
-    the preset's (architecture included).
+    the preset's (architecture included). `weights=` with another `classes` than the file's
+    puts a new head on; another channel count adapts RGB weights and statistics.
 
     A `depth` override keeps the preset's number of late attention blocks (those after the
     class token joins): `local_up_to_layer` becomes `depth` minus that number (at least 0)

@@ -1,7 +1,9 @@
 """Weights: loading Keras files, reference (timm / official) checkpoints and "imagenet";
-exporting to the reference layout; position-embedding resampling for other resolutions."""
+exporting to the reference layout; position-embedding resampling for other resolutions; RGB
+weights adapted to other channel counts."""
 
 from keras_convit.weights.architecture import infer_architecture
+from keras_convit.weights.channels import adapt_input_conv, adapt_statistics
 from keras_convit.weights.checkpoints import read_reference_checkpoint
 from keras_convit.weights.export import export_reference_weights, reference_state_dict
 from keras_convit.weights.loading import (
@@ -12,6 +14,8 @@ from keras_convit.weights.loading import (
 from keras_convit.weights.resampling import resample_position_embedding
 
 __all__ = [
+    "adapt_input_conv",
+    "adapt_statistics",
     "export_reference_weights",
     "infer_architecture",
     "load_reference_state_dict",

@@ -1,6 +1,11 @@
 """Loading weights into ConViT models: Keras `.weights.h5` files, reference checkpoints (timm /
-official, `.safetensors` or `.pth`/`.bin`) and `"imagenet"`. A failed load changes nothing."""
+official, `.safetensors` or `.pth`/`.bin`) and `"imagenet"`. A failed load changes nothing.
 
+What a load adapts is reported on the `keras_convit.weights.loading` logger, one line each: a new
+head (WARNING: the model's predictions are not the file's until the head is trained) and RGB
+weights adapted to another channel count (INFO, as timm's `adapt_input_conv` reports it)."""
+
+import logging
 import os
 import re
 
@@ -9,12 +14,14 @@ import numpy as np
 
 from keras_convit.weights import imagenet
 from keras_convit.weights.architecture import infer_architecture
+from keras_convit.weights.channels import adapt_input_conv
 from keras_convit.weights.checkpoints import (
     GRID_METADATA_KEY,
     detect_format,
     read_keras_weights,
     read_reference_checkpoint,
 )
+from keras_convit.weights.heads import fit_classifiers, new_head_message
 from keras_convit.weights.reference_names import (
     from_reference_layout,
     reference_key,
@@ -23,13 +30,16 @@ from keras_convit.weights.reference_names import (
 )
 from keras_convit.weights.resampling import resample_position_embedding
 
+logger = logging.getLogger(__name__)
+PATCH_KERNEL = "patch_embed.proj.weight"
 
-def validate_weights_argument(weights, include_top=True, classes=1000, architecture=None):
+
+def validate_weights_argument(weights, architecture=None):
     """Checks a `weights=` argument before a model is built; raises ValueError if unusable.
 
     Args:
         weights: None, "imagenet", or the path of a weight file (recognised by its content).
-        include_top, classes: the model's head; "imagenet" with a head needs `classes=1000`.
+            Any head fits: a class count other than the file's gets a new head (`load_weights`).
         architecture: dict of the builder's architecture arguments (`hidden_dim`, `num_heads`,
             `depth`, ...); "imagenet" needs one of Ti, S, B exactly.
 
@@ -38,17 +48,11 @@ def validate_weights_argument(weights, include_top=True, classes=1000, architect
             nor reachable (within seconds).
 
     >>> validate_weights_argument(None)
-    >>> validate_weights_argument("imagenet", include_top=False, classes=10)
+    >>> validate_weights_argument("imagenet")
     """
     if weights is None:
         return
     if isinstance(weights, str) and weights == "imagenet":
-        if include_top and classes != 1000:
-            raise ValueError(
-                'weights="imagenet" with include_top=True needs classes=1000 (the ImageNet '
-                f"classes), got classes={classes!r}; use include_top=False to put your own head "
-                "on the pretrained features."
-            )
         if architecture is not None:
             imagenet.check_imagenet_available(imagenet.imagenet_variant(**architecture))
         return
@@ -62,7 +66,7 @@ def validate_weights_argument(weights, include_top=True, classes=1000, architect
     )
 
 
-def load_weights(model, weights, source_grid_size=None):
+def load_weights(model, weights, source_grid_size=None, new_head=False):
     """Loads `weights` into a built ConViT `model`, all or nothing.
 
     Args:
@@ -74,6 +78,11 @@ def load_weights(model, weights, source_grid_size=None):
         source_grid_size: (height, width) of the file's patch grid, needed only to resample a
             non-square grid from a file that does not record it (files from
             `export_reference_weights` do).
+        new_head: True: a classifier of another class count than the file's (or one the file
+            lacks) keeps its fresh initialisation, every other weight is loaded, and one log
+            line says so (the builders' `weights=..., classes=N` do this); False: that is a
+            mismatch. RGB weights adapt to the model's channel count either way
+            (`keras_convit.weights.adapt_input_conv`).
 
     Raises:
         ValueError: the file is unreadable, unsafe or does not fit; the model is then unchanged.
@@ -85,13 +94,21 @@ def load_weights(model, weights, source_grid_size=None):
     >>> path = os.path.join(tempfile.mkdtemp(), "ref.safetensors")
     >>> keras_convit.weights.export_reference_weights(model, path)
     >>> load_weights(model, path)
+    >>> five = keras_convit.ConViT(
+    ...     64, 4, depth=2, local_up_to_layer=1, input_shape=(32, 32, 1), classes=5
+    ... )
+    >>> load_weights(five, path, new_head=True)  # 1 channel, 5 classes: a new head, one log line
     """
     if isinstance(weights, str) and weights == "imagenet":
         weights = imagenet.fetch_imagenet_weights(_imagenet_variant_of(model))
     path = os.fspath(weights)
     state_dict, file_grid = read_state_dict(path)
     load_reference_state_dict(
-        model, state_dict, source_grid_size=source_grid_size or file_grid, source=path
+        model,
+        state_dict,
+        source_grid_size=source_grid_size or file_grid,
+        source=path,
+        new_head=new_head,
     )
 
 
@@ -122,7 +139,9 @@ def _imagenet_variant_of(model):
     return imagenet.imagenet_variant(**architecture)
 
 
-def load_reference_state_dict(model, state_dict, source_grid_size=None, source="state_dict"):
+def load_reference_state_dict(
+    model, state_dict, source_grid_size=None, source="state_dict", new_head=False
+):
     """Assigns a reference state_dict (reference keys, PyTorch layouts) to `model`, all or nothing.
 
     Every key and shape is checked first; one ValueError lists the missing, unexpected and
@@ -130,6 +149,8 @@ def load_reference_state_dict(model, state_dict, source_grid_size=None, source="
     the model has no head. A `pos_embed` of another grid is resampled bicubically to the model's
     grid (`resample_position_embedding`): fine-tune at 384x384 from 224x224 weights this way.
     GPSA's relative positions are not weights; they always follow the model's own grid.
+    RGB weights load into a model of another channel count through timm's rule
+    (`adapt_input_conv`: 1 channel sums the filters, C channels repeat them and scale by 3/C).
     DeiT's distillation token fits either way: a checkpoint without one loads into a model
     with one (the token and `head_dist` start as copies of the class token and head: a start
     for distillation, whose predictions differ a little from the checkpoint's, since the patch
@@ -141,6 +162,10 @@ def load_reference_state_dict(model, state_dict, source_grid_size=None, source="
         state_dict: {reference key: array-like} (numpy arrays or torch tensors).
         source_grid_size: (height, width) of the checkpoint's patch grid; None assumes square.
         source: a name for the checkpoint in error messages.
+        new_head: True: a classifier (`head`, `head_dist`) whose class count differs from the
+            checkpoint's, or that the checkpoint lacks, is not loaded but keeps its fresh
+            initialisation, and one log line (WARNING) names both class counts; False: that is
+            a mismatch like any other.
 
     >>> import keras_convit, numpy as np
     >>> model = keras_convit.ConViT(
@@ -152,13 +177,8 @@ def load_reference_state_dict(model, state_dict, source_grid_size=None, source="
     """
     arrays = {key: _to_numpy(value) for key, value in state_dict.items()}
     variables = {reference_key(variable.path): variable for variable in model.weights}
-    if not any(key.startswith("head.") for key in variables):
-        arrays = {
-            key: value
-            for key, value in arrays.items()
-            if not key.startswith(("head.", "head_dist."))
-        }
-    arrays = _match_distillation_token(arrays, variables)
+    arrays, variables, new_heads = fit_classifiers(arrays, variables, new_head)
+    adapted_channels = None
     missing = [key for key in variables if key not in arrays]
     unexpected = [
         f"{key} {tuple(arrays[key].shape)}"
@@ -177,6 +197,17 @@ def load_reference_state_dict(model, state_dict, source_grid_size=None, source="
             except ValueError as error:
                 mismatched.append(f"{key}: file {tensor.shape} vs model {expected} ({error})")
                 continue
+        if (
+            key == PATCH_KERNEL
+            and tensor.shape != expected
+            and _other_channels(tensor.shape, expected)
+        ):
+            try:
+                adapted = adapt_input_conv(tensor, expected[1])
+                tensor, adapted_channels = adapted, (tensor.shape[1], expected[1])
+            except ValueError as error:
+                mismatched.append(f"{key}: file {tensor.shape} vs model {expected} ({error})")
+                continue
         if tuple(tensor.shape) != expected:
             mismatched.append(f"{key}: file {tuple(tensor.shape)} vs model {expected}")
             continue
@@ -186,25 +217,25 @@ def load_reference_state_dict(model, state_dict, source_grid_size=None, source="
         raise ValueError(message)
     for variable, value in values:
         variable.assign(keras.ops.cast(value, variable.dtype))
+    if adapted_channels:
+        channels = adapted_channels[1]
+        logger.info(
+            "Adapted %s of %r from %d to %d channels for %r (timm's adapt_input_conv: %s).",
+            PATCH_KERNEL, source, *adapted_channels, model.name,
+            "the RGB filters summed" if channels == 1
+            else f"the RGB filters repeated, scaled by 3/{channels}",
+        )  # fmt: skip
+    if new_heads:
+        logger.warning(new_head_message(model.name, source, new_heads))
 
 
-def _match_distillation_token(arrays, variables):
-    """`arrays` with DeiT's distillation token and head added (copies of the class token and
-    head) or left out, to match whether the model has them."""
-    if "dist_token" in variables and "dist_token" not in arrays and "cls_token" in arrays:
-        copies = {"dist_token": "cls_token", "head_dist.weight": "head.weight"}
-        copies["head_dist.bias"] = "head.bias"
-        return {
-            **arrays,
-            **{key: arrays[source] for key, source in copies.items() if source in arrays},
-        }
-    if "dist_token" in arrays and "dist_token" not in variables:
-        return {
-            key: value
-            for key, value in arrays.items()
-            if key != "dist_token" and not key.startswith("head_dist.")
-        }
-    return arrays
+def _other_channels(file_shape, model_shape):
+    """Whether two patch-embedding kernels differ only in their input channels."""
+    file_shape, model_shape = tuple(file_shape), tuple(model_shape)
+    return (
+        len(file_shape) == 4
+        and file_shape[:1] + file_shape[2:] == model_shape[:1] + model_shape[2:]
+    )
 
 
 def _to_numpy(value):
@@ -237,11 +268,12 @@ def _mismatch_message(model, source, missing, unexpected, mismatched, variables)
     listing("Missing from the file", [f"{key} {shapes[key]}" for key in missing])
     listing("Unexpected in the file", unexpected)
     listing("Mismatched shapes (reference layout)", mismatched)
-    only_head = all(entry.startswith("head.") for entry in mismatched)
+    only_head = all(entry.startswith(("head.", "head_dist.")) for entry in mismatched)
     if mismatched and only_head and not missing and not unexpected:
         lines.append(
-            "Only the classifier differs: build with include_top=False (and add your own head) "
-            "to fine-tune on another number of classes."
+            "Only the classifier differs: load with new_head=True (the builders' weights=..., "
+            "classes=N do) to keep this model's new head, or build with include_top=False and "
+            "add your own."
         )
     return "\n".join(lines)
 
