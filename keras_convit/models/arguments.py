@@ -95,11 +95,11 @@ def validate_classifier_activation(classifier_activation, weights, include_top):
         )
 
 
-def resolve_image_input(input_tensor, input_shape, default_shape, patch_size, preprocessing):
+def resolve_image_input(input_tensor, input_shape, default_shape, patch_size):
     """Returns (image tensor, model inputs) after checking the image shape.
 
-    The shape must be static (height, width, channels), each side a multiple of `patch_size`,
-    and 3 channels when the ImageNet preprocessing is included.
+    The shape must be static (height, width, channels), each side a multiple of `patch_size`;
+    any channel count (the preprocessing's statistics follow it).
     """
     if input_tensor is not None:
         tensor_shape = tuple(input_tensor.shape[1:])
@@ -115,7 +115,7 @@ def resolve_image_input(input_tensor, input_shape, default_shape, patch_size, pr
             "`input_shape` must be a static (height, width, channels) tuple of positive integers, "
             f"got input_shape={input_shape!r}."
         )
-    height, width, channels = shape
+    height, width, _ = shape
     if height < patch_size or width < patch_size:
         raise ValueError(
             f"`input_shape={shape}` is too small: height and width must be at least "
@@ -125,13 +125,6 @@ def resolve_image_input(input_tensor, input_shape, default_shape, patch_size, pr
         raise ValueError(
             f"`input_shape={shape}`: height and width must be multiples of patch_size={patch_size}."
         )
-    if preprocessing and channels != 3:
-        raise ValueError(
-            f"`input_shape={shape}` has {channels} channels, but include_preprocessing=True "
-            "applies the ImageNet RGB normalisation, which needs 3; pass "
-            "include_preprocessing=False for other channel counts."
-        )
-
     if input_tensor is None:
         image = keras.Input(shape=shape, name="images")
         return image, image

@@ -157,11 +157,7 @@ def ConViT(
         ),
     )
     image_input, model_inputs = resolve_image_input(
-        input_tensor,
-        input_shape,
-        DEFAULT_INPUT_SHAPE,
-        patch_size,
-        False,  # any channel count: the statistics below follow it
+        input_tensor, input_shape, DEFAULT_INPUT_SHAPE, patch_size
     )
     channels = image_input.shape[-1]
 
