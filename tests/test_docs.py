@@ -42,7 +42,7 @@ def parse_blocks(path):
             if not skip:
                 raise ValueError(
                     f"{path}:{index + 1}: write the marker as "
-                    "'<!-- docs-test: skip (the reason) -->', got {line.strip()!r}"
+                    f"'<!-- docs-test: skip (the reason) -->', got {line.strip()!r}"
                 )
             pending = (index + 1, skip.group(1).strip())
             index += 1
@@ -61,7 +61,9 @@ def parse_blocks(path):
                 )
                 blocks.append((start + 1, code, pending[1] if pending else None))
             elif pending is not None:
-                raise ValueError(f"{path}:{pending[0]}: a docs-test marker above a {language} block")
+                raise ValueError(
+                    f"{path}:{pending[0]}: a docs-test marker above a {language or 'plain'} block"
+                )
             pending = None
             index += 1
             continue
