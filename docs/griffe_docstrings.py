@@ -38,14 +38,15 @@ def fence_doctests(text):
 
 
 def join_wrapped_names(text):
-    """`text` with each entry line "name, name," (no colon) joined to its indented next line."""
-    lines = text.split("\n")
-    out = []
-    for line in lines:
+    """`text` with each entry line "name, name," (no colon) joined to its indented next line;
+    doctest runs (from a `>>>` line to the next blank line) are left as they are."""
+    out, in_doctest = [], False
+    for line in text.split("\n"):
+        in_doctest = line.lstrip().startswith(PROMPTS) or (in_doctest and bool(line.strip()))
         previous = out[-1] if out else ""
         indent = len(previous) - len(previous.lstrip())
         if (
-            not previous.lstrip().startswith(PROMPTS)
+            not in_doctest
             and previous.rstrip().endswith(",")
             and ":" not in previous
             and len(line) - len(line.lstrip()) > indent
