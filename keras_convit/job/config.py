@@ -42,8 +42,8 @@ TINY_LEARNING_RATE = 5e-5  # AdamW from scratch barely moves below this (ImageNe
 
 
 def small_data_defaults(train_size, batch_size=None, epochs=None):
-    """The defaults of a small data set of `train_size` training images (the rule the README
-    states); {} at `SMALL_DATA_IMAGES` or more, where the paper's recipe applies.
+    """The defaults of a small data set of `train_size` training images (the rule
+    docs/training.md states); {} at `SMALL_DATA_IMAGES` or more, where the paper's recipe applies.
 
     - batch size: the largest power of two at most `train_size / 8`, in [8, 128] (8 steps or
       more per epoch);
