@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+from harness import run_layer_test
 from keras import ops
 
 from keras_convit.layers import MLP
@@ -54,14 +55,7 @@ def test_dropout_only_in_training(rng):
     assert not np.allclose(ops.convert_to_numpy(mlp(x, training=True)), inference)
 
 
-def test_config_round_trip(rng):
-    mlp = MLP(16, 40, dropout_rate=0.1)
-    x = rng.normal(size=(2, 3, 16)).astype("float32")
-    mlp(x)
-    clone = MLP.from_config(mlp.get_config())
-    clone.build((None, 3, 16))
-    clone.set_weights(mlp.get_weights())
-    assert (clone.hidden_dim, clone.intermediate_dim, clone.dropout_rate) == (16, 40, 0.1)
-    np.testing.assert_allclose(
-        ops.convert_to_numpy(clone(x)), ops.convert_to_numpy(mlp(x)), atol=1e-6
+def test_config_round_trip():
+    run_layer_test(
+        MLP, dict(hidden_dim=16, intermediate_dim=40, dropout_rate=0.1), (2, 3, 16), (2, 3, 16)
     )

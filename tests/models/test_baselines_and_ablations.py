@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from harness import random_images, run_model_saving_test, tiny_convit
 from keras import ops
 
 import keras_convit
@@ -14,17 +15,9 @@ from keras_convit.layers import (
 )
 from keras_convit.presets import BASELINES, PRESETS, get_preset
 
-TINY = dict(
-    hidden_dim=32, num_heads=4, depth=3, local_up_to_layer=2, patch_size=8, input_shape=(32, 32, 3)
-)
-
-
-def tiny(**kwargs):
-    return keras_convit.ConViT(**{**TINY, "classes": 5, **kwargs})
-
 
 def images(rng, batch=4):
-    return rng.uniform(0, 255, size=(batch, 32, 32, 3)).astype("float32")
+    return random_images(rng, batch)
 
 
 def _layer_names(model):
@@ -50,7 +43,7 @@ def test_each_convit_preset_has_a_deit_twin_of_deit_layout():
 
 
 def test_the_in_place_ablation_keeps_the_class_token_late():
-    model = tiny(**BASELINES["in_place"])
+    model = tiny_convit(**BASELINES["in_place"])
     names = _layer_names(model)
     assert names.index("cls_token") == names.index("blocks_2") - 1
     assert type(model.get_layer("blocks_0").attn) is MultiHeadSelfAttention
@@ -66,7 +59,7 @@ def _one_training_step(model, rng):
 
 
 def test_frozen_gpsa_layers_do_not_change_in_a_training_step_and_the_rest_does(rng):
-    model = tiny(trainable_gpsa=False, trainable_gating=False)
+    model = tiny_convit(trainable_gpsa=False, trainable_gating=False)
     changed = _one_training_step(model, rng)
     gpsa = [path for path in changed if path.startswith(("blocks_0/attn/", "blocks_1/attn/"))]
     assert len(gpsa) == 2 * 7  # gating; qk, v kernels; proj, pos_proj kernels and biases
@@ -78,36 +71,30 @@ def test_frozen_gpsa_layers_do_not_change_in_a_training_step_and_the_rest_does(r
     assert isinstance(first, GatedPositionalSelfAttention) and not first.trainable
 
 
-def test_gating_frozen_at_a_chosen_lambda_stays_there_and_round_trips(rng, tmp_path):
-    model = tiny(trainable_gating=False, gating_init=2.0)
+def test_gating_frozen_at_a_chosen_lambda_stays_there_and_round_trips(rng):
+    model = tiny_convit(trainable_gating=False, gating_init=2.0)
     changed = _one_training_step(model, rng)
     gate = model.get_layer("blocks_1").attn.gating_param
     np.testing.assert_array_equal(ops.convert_to_numpy(gate), np.full(4, 2.0, "float32"))
     assert not changed["blocks_1/attn/gating_param"] and changed["blocks_1/attn/qk/kernel"]
     # The paper's frozen gating (Table 3, rows b and d) is lambda = 0 by default.
-    default = tiny(trainable_gating=False).get_layer("blocks_0").attn.gating_param
+    default = tiny_convit(trainable_gating=False).get_layer("blocks_0").attn.gating_param
     np.testing.assert_array_equal(ops.convert_to_numpy(default), np.zeros(4, "float32"))
-    path = str(tmp_path / "frozen.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)
+    loaded = run_model_saving_test(model, images(rng))
     attention = loaded.get_layer("blocks_1").attn
     assert (attention.gating_init, attention.trainable_gating) == (2.0, False)
     assert len(loaded.trainable_weights) == len(model.trainable_weights)
 
 
-def test_frozen_gpsa_survives_a_keras_file(rng, tmp_path):
-    model = tiny(trainable_gpsa=False, compile=False)
-    path = str(tmp_path / "frozen_gpsa.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)
+def test_frozen_gpsa_survives_a_keras_file(rng):
+    model = tiny_convit(trainable_gpsa=False, compile=False)
+    loaded = run_model_saving_test(model, images(rng))  # the same outputs within 1e-6
     assert not loaded.get_layer("blocks_0").attn.trainable
     assert len(loaded.trainable_weights) == len(model.trainable_weights) < len(model.weights)
-    x = images(rng)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
 def test_class_attention_leaves_the_patch_tokens_unchanged_in_its_blocks(rng):
-    model = tiny(late_attention="class", depth=4, distillation=True)
+    model = tiny_convit(late_attention="class", depth=4, distillation=True)
     blocks = [model.get_layer(f"blocks_{index}") for index in (2, 3)]
     assert all(isinstance(block, ClassAttentionBlock) for block in blocks)
     probe = keras.Model(model.input, [blocks[0].input, blocks[1].output])
@@ -115,7 +102,7 @@ def test_class_attention_leaves_the_patch_tokens_unchanged_in_its_blocks(rng):
     np.testing.assert_array_equal(after[:, 2:], before[:, 2:])  # the 16 patch tokens
     assert np.abs(after[:, :2] - before[:, :2]).max() > 1e-3  # class and distillation tokens
     # Same weights as self-attention blocks: a self-attention model's weights load as they are.
-    plain = tiny(depth=4, distillation=True)
+    plain = tiny_convit(depth=4, distillation=True)
     model.set_weights(plain.get_weights())
 
 
@@ -130,7 +117,7 @@ def test_class_attention_scores_are_the_class_tokens_rows(rng):
 
 
 def test_the_distillation_model_averages_its_two_heads(rng):
-    model = tiny(distillation=True, classifier_activation=None)
+    model = tiny_convit(distillation=True, classifier_activation=None)
     assert _layer_names(model)[-1] == "heads" and "dist_token" in _layer_names(model)
     heads = model.get_layer("heads")
     assert isinstance(heads, DistillationHeads)
@@ -156,13 +143,13 @@ def test_the_distillation_model_averages_its_two_heads(rng):
 )
 def test_switches_without_anything_to_act_on_are_refused(arguments, message):
     with pytest.raises(ValueError, match=message):
-        tiny(**arguments)
+        tiny_convit(**arguments)
 
 
 def test_analysis_reads_class_attention_and_distilled_models(rng):
     from keras_convit import analysis
 
-    model = tiny(late_attention="class", distillation=True)
+    model = tiny_convit(late_attention="class", distillation=True)
     values = analysis.nonlocality(model, images(rng, 2))
     assert np.isfinite(values[:2]).all()  # the GPSA blocks
     assert np.isnan(values[2]).all()  # class attention has no patch queries

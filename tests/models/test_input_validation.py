@@ -2,10 +2,9 @@
 
 import keras
 import pytest
+from harness import tiny_convit
 
 import keras_convit
-
-TINY = dict(hidden_dim=32, num_heads=4, depth=3, local_up_to_layer=2, patch_size=8)
 
 
 @pytest.mark.parametrize(
@@ -23,47 +22,40 @@ TINY = dict(hidden_dim=32, num_heads=4, depth=3, local_up_to_layer=2, patch_size
         (dict(pooling=None), r"pooling.*include_top=True.*pooling=None"),
         (dict(classes=0), r"classes.*positive integer.*classes=0"),
         (dict(weights="imagenet_typo"), r"weights.*existing.*weights='imagenet_typo'"),
-        (dict(input_shape=(32, 32, 1)), r"1 channels.*include_preprocessing=False"),
+        (dict(mean=(0.5, 0.5)), r"statistics for 3 channels must have 3 values.*got 2"),
     ],
 )
 def test_bad_arguments_raise_a_clear_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        keras_convit.ConViT(**{**TINY, "input_shape": (32, 32, 3), **kwargs})
+        tiny_convit(**kwargs)
 
 
 def test_all_gpsa_blocks_with_average_pooling_are_allowed():
-    model = keras_convit.ConViT(
-        **{**TINY, "local_up_to_layer": 3}, input_shape=(32, 32, 3), pooling="avg", classes=3
-    )
+    model = tiny_convit(local_up_to_layer=3, pooling="avg", classes=3)
     assert "cls_token" not in [layer.name for layer in model.layers]
 
 
-def test_weights_with_other_channels_are_refused(tmp_path):
-    rgb = keras_convit.ConViT(**TINY, input_shape=(32, 32, 3), include_top=False)
+def test_rgb_weights_load_into_a_one_channel_model(tmp_path):
+    # timm's adapt_input_conv (the filters summed): tests/weights/test_channel_adaptation.py
+    rgb = tiny_convit(include_top=False)
     path = tmp_path / "rgb.weights.h5"
     rgb.save_weights(path)
-    with pytest.raises(ValueError, match=r"weights=.*input shape \(32, 32, 1\).*channel"):
-        keras_convit.ConViT(
-            **TINY,
-            input_shape=(32, 32, 1),
-            include_top=False,
-            include_preprocessing=False,
-            weights=str(path),
-        )
+    grey = tiny_convit(input_shape=(32, 32, 1), include_top=False, weights=str(path))
+    assert grey.input_shape == (None, 32, 32, 1)
 
 
 def test_a_file_that_is_not_a_weights_file_is_refused(tmp_path):
     path = tmp_path / "notes.weights.h5"
     path.write_text("not weights")
     with pytest.raises(ValueError, match="not a Keras weights file"):
-        keras_convit.ConViT(**TINY, input_shape=(32, 32, 3), weights=str(path))
+        tiny_convit(weights=str(path))
 
 
 def test_channels_first_is_refused():
     keras.config.set_image_data_format("channels_first")
     try:
         with pytest.raises(ValueError, match="channels_last"):
-            keras_convit.ConViT(**TINY, input_shape=(32, 32, 3))
+            tiny_convit()
     finally:
         keras.config.set_image_data_format("channels_last")
 

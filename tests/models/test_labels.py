@@ -4,6 +4,7 @@ default compile and with `deit_recipe`, on the library's own pipelines and on ar
 import keras
 import numpy as np
 import pytest
+from harness import tiny_convit
 
 import keras_convit
 from keras_convit.models import (
@@ -17,16 +18,7 @@ from keras_convit.training import deit_recipe
 
 def issue_model(**kwargs):
     """The model of the report: the README's first promise, on the library's own data."""
-    return keras_convit.ConViT(
-        hidden_dim=64,
-        num_heads=4,
-        depth=2,
-        local_up_to_layer=1,
-        patch_size=8,
-        input_shape=(32, 32, 3),
-        classes=10,
-        **kwargs,
-    )
+    return tiny_convit(hidden_dim=64, depth=2, local_up_to_layer=1, classes=10, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -6,24 +6,15 @@ import math
 
 import keras
 import numpy as np
+from harness import tiny_convit
 from keras import ops
-
-import keras_convit
 
 DEPTH = 2
 
 
-def tiny_convit():
-    return keras_convit.ConViT(
-        hidden_dim=64,
-        num_heads=4,
-        depth=DEPTH,
-        local_up_to_layer=1,
-        patch_size=8,
-        input_shape=(32, 32, 3),
-        classes=10,
-        compile=False,
-    )
+def wide_convit():
+    """The tiny ConViT at 64 wide: enough random weights (over 50,000) to measure their law."""
+    return tiny_convit(hidden_dim=64, depth=DEPTH, local_up_to_layer=1, classes=10, compile=False)
 
 
 def numpy_layer_norm(x, gamma, beta, epsilon):
@@ -34,7 +25,7 @@ def numpy_layer_norm(x, gamma, beta, epsilon):
 
 
 def test_every_layer_norm_uses_epsilon_1e_6(rng):
-    model = tiny_convit()
+    model = wide_convit()
     norms = {"norm": model.get_layer("norm")}
     for index in range(DEPTH):
         block = model.get_layer(f"blocks_{index}")
@@ -60,7 +51,7 @@ def test_every_layer_norm_uses_epsilon_1e_6(rng):
 
 
 def test_linear_layers_start_from_an_untruncated_normal_with_std_0_02():
-    model = tiny_convit()
+    model = wide_convit()
     # Random linear kernels; GPSA's v (identity) and pos_proj (convolutional init) and the patch
     # convolution (PyTorch's default uniform) have their own tests.
     random_layers = {"qk", "qkv", "proj", "fc1", "fc2", "head"}

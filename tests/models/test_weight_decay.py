@@ -2,8 +2,8 @@
 
 import keras
 import numpy as np
+from harness import random_images, run_model_saving_test, tiny_convit
 
-import keras_convit
 from keras_convit.models import ConViTAdamW, no_weight_decay_variables
 from keras_convit.training import deit_recipe
 
@@ -11,24 +11,21 @@ UNDECAYED = ("gating_param", "norm1/gamma", "norm/gamma", "pos_embed/embedding",
 
 
 def tiny():
-    return keras_convit.ConViT(
-        32, 4, depth=2, local_up_to_layer=1, patch_size=8, input_shape=(32, 32, 3), classes=3
-    )
+    return tiny_convit(depth=2, local_up_to_layer=1, classes=3)
 
 
 def values(model):
     return {v.path: keras.ops.convert_to_numpy(v) for v in model.trainable_variables}
 
 
-def test_a_saved_and_loaded_model_trains_on_with_the_same_exclusions(tmp_path, rng):
+def test_a_saved_and_loaded_model_trains_on_with_the_same_exclusions(rng):
     model = tiny()
     # Values far from 0, so that a decay step (lr x 0.05 x value) would show on each of them.
     model.get_layer("pos_embed").embedding.assign(np.ones((1, 16, 32), "float32"))
-    model.save(tmp_path / "model.keras")
-    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    images = random_images(rng, batch=4)
+    loaded = run_model_saving_test(model, images)
     assert isinstance(loaded.optimizer, ConViTAdamW)
 
-    images = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     labels = np.array([0, 1, 2, 0])
     before = values(model)
     model.train_on_batch(images, labels)  # the step before saving
@@ -46,11 +43,10 @@ def test_a_saved_and_loaded_model_trains_on_with_the_same_exclusions(tmp_path, r
         assert not np.allclose(trained[path], before[path]), f"{path} did not train"
 
 
-def test_the_recipe_optimizer_keeps_its_schedule_and_exclusions_through_a_file(tmp_path):
+def test_the_recipe_optimizer_keeps_its_schedule_and_exclusions_through_a_file():
     model = tiny()
     model.compile(**deit_recipe(model, 4, 10, 3))
-    model.save(tmp_path / "model.keras")
-    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    loaded = run_model_saving_test(model, random_images())
     assert isinstance(loaded.optimizer, ConViTAdamW)
     assert loaded.optimizer.get_config() == model.optimizer.get_config()
     assert len(loaded.optimizer.excluded_variables(loaded.trainable_variables)) == 22
