@@ -2,19 +2,10 @@
 
 import keras
 import numpy as np
+from harness import TINY_CONVIT as TINY
 
 import keras_convit
 from keras_convit import analysis
-
-TINY = dict(
-    hidden_dim=32,
-    num_heads=4,
-    depth=3,
-    local_up_to_layer=2,
-    patch_size=8,
-    input_shape=(32, 32, 3),
-    classes=5,
-)
 
 
 def build(**overrides):
