@@ -19,6 +19,7 @@ __all__ = [
     "HistogramEqualization",
     "declare_metric_direction",
     "layer_seed_generator",
+    "optimizer_variable_index",
     "read_weights_file_layers",
     "set_initial_epoch",
     "sublayers",
@@ -124,3 +125,13 @@ def read_weights_file_layers(file):
 
     visit(file["layers"] if "layers" in file else file, "")
     return layers
+
+
+def optimizer_variable_index(optimizer, variable):
+    """The index of `variable` among the variables `optimizer` was built with.
+
+    `update_step` receives the backend's variable (a `tf.Variable` on TensorFlow, not the Keras
+    variable with its path), so a per-variable rule is found by the index Keras' own Adam reads
+    its moments with, through the private `_get_variable_index` (3.15.1).
+    """
+    return optimizer._get_variable_index(variable)
