@@ -79,8 +79,10 @@ def configure_parser(parser):
     parser.add_argument(
         "--unsafe",
         action="store_true",
-        help="load a .pt2 artefact although pickled objects in it run code when loaded (only "
-        "for files you made; safe_mode=False of keras_convit.deploy.load_artifact)",
+        help="load a SavedModel folder or a .pt2 program, which can run their author's code (a "
+        "SavedModel's graph can read and write files; a .pt2 can hold pickled objects): only "
+        "for files you made or trust as a program (safe_mode=False of "
+        "keras_convit.deploy.load_artifact). .onnx and .tflite files need no trust",
     )
     parser.add_argument(
         "--crop-fraction",

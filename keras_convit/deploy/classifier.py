@@ -36,7 +36,7 @@ class Classifier:
 def load_classifier(path, variant=None, batch_size=32, safe_mode=True):
     """The `Classifier` at `path`: a `.keras` file, a weights file with `variant`, or an
     exported artefact (read by `keras_convit.deploy.load_artifact`; `safe_mode=False` lets a
-    `.pt2` program load).
+    SavedModel or a `.pt2` program load: both can run their author's code).
 
     Example:
     >>> import tempfile
@@ -158,11 +158,6 @@ def softmax(logits):
 
 
 def _artifact_classifier(path, safe_mode):
-    if safe_mode and os.fspath(path).endswith(ARTIFACT_SUFFIXES["torch"]):
-        raise ValueError(
-            f"{path!r}: pickled objects in a .pt2 program run code when it loads; pass --unsafe "
-            "only for a file you made"
-        )
     artifact = load_artifact(path, safe_mode=safe_mode)
     image_shape = tuple(int(side) for side in artifact.image_shape)
     probe = np.asarray(artifact.predict(np.zeros((1, *image_shape), "float32")))

@@ -1,6 +1,12 @@
 """Exported artefacts loaded in their own runtime: onnxruntime, the LiteRT interpreter,
 TensorFlow's SavedModel loader, torch.export. None of them needs keras_convit or Keras.
 
+Trust: an ONNX or LiteRT file is a graph of the runtime's own operators, which read their input
+and write their output only, so any file is loaded. A SavedModel runs its own TensorFlow graph,
+whose operators can read and write files (`tf.io.write_file`), and a `.pt2` program can hold
+pickled Python objects: both are loaded only with `safe_mode=False` (`--unsafe`), for files you
+made or trust as you would trust a program.
+
 Every artefact takes float32 images (batch, height, width, channels) in [0, 255] (the model's
 own input) and returns the model's outputs (batch, classes); the batch size is free.
 """
@@ -11,6 +17,13 @@ import numpy as np
 
 # format -> the file suffix of its artefact ("" for a SavedModel directory).
 ARTIFACT_SUFFIXES = {"tf_saved_model": "", "onnx": ".onnx", "litert": ".tflite", "torch": ".pt2"}
+# The formats that can run code of their author when loaded or run, and why.
+UNSAFE_FORMATS = {
+    "tf_saved_model": "a SavedModel runs its own TensorFlow graph, which can read and write "
+    "files; load it with safe_mode=False (--unsafe) only if you made it or trust it as a program",
+    "torch": "a .pt2 program can hold pickled Python objects, which run code when loaded; load "
+    "it with safe_mode=False (--unsafe) only if you made it or trust it as a program",
+}
 
 
 class Artifact:
@@ -140,9 +153,11 @@ def load_artifact(path, safe_mode=True):
 
     Args:
         path: a `.onnx` or `.tflite` file, a SavedModel directory or a `.pt2` program.
-        safe_mode: a `.pt2` program can hold pickled Python objects, which run code when
-            loaded, so it is refused unless `safe_mode=False` (only for files you made), as
-            `keras.saving.load_model` refuses lambdas.
+        safe_mode: a SavedModel runs its own TensorFlow graph, which can read and write
+            files, and a `.pt2` program can hold pickled Python objects, which run code when
+            loaded: both are refused unless `safe_mode=False` (only for files you made or
+            trust), as `keras.saving.load_model` refuses lambdas. ONNX and LiteRT files run
+            only their runtime's operators and always load.
 
     Returns:
         An `Artifact`: `.format`, `.image_shape`, `.predict(images)`.
@@ -159,11 +174,8 @@ def load_artifact(path, safe_mode=True):
     if not os.path.exists(path):
         raise FileNotFoundError(f"No exported artefact at {path}.")
     format = artifact_format(path)
-    if format == "torch" and safe_mode:
-        raise ValueError(
-            f"{path}: a .pt2 program can hold pickled Python objects, which run code when "
-            "loaded; load it with safe_mode=False only if you made it."
-        )
+    if safe_mode and format in UNSAFE_FORMATS:
+        raise ValueError(f"Refused to load {path}: {UNSAFE_FORMATS[format]}.")
     try:
         return _ARTIFACTS[format](path)
     except ImportError as error:

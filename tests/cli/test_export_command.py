@@ -34,7 +34,8 @@ def command(capsys, *arguments):
 
 
 def top_predictions(capsys, model, images, output):
-    unsafe = ["--unsafe"] if str(model).endswith(".pt2") else []  # made by the test itself
+    trusted = str(model).endswith((".keras", ".onnx", ".tflite"))
+    unsafe = [] if trusted else ["--unsafe"]  # a SavedModel or .pt2 the test made itself
     status, _, err = command(
         capsys, "predict", model, *images, "--top-k", "3", "--output", output, *unsafe
     )

@@ -148,7 +148,8 @@ BAD = [
     (["{tmp}/model.pkl", "{images}"], "unknown kind of model"),
     (["{tmp}", "{images}"], "is not a SavedModel"),
     (["{weights}", "{images}"], "needs --variant NAME"),
-    (["{tmp}/model.pt2", "{images}"], "pass --unsafe only for a file you made"),
+    (["{tmp}/model.pt2", "{images}"], "Refused to load"),
+    (["{tmp}/saved", "{images}"], "runs its own TensorFlow graph"),
     (["{weights}", "{images}", "--variant", "resnet50"], "Unknown model 'resnet50'"),
     (["{weights}", "{images}", "--variant", "convit_tiny"], "not the convit_tiny architecture"),
     (["{model}", "{images}", "--variant", "convit_tiny"], "--variant is for weights files"),
@@ -176,6 +177,8 @@ def test_a_bad_invocation_is_one_line_with_status_2(
 ):
     (tmp_path / "model.pkl").write_bytes(b"")
     (tmp_path / "model.pt2").write_bytes(b"")
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "saved_model.pb").write_bytes(b"")
     (tmp_path / "empty").mkdir()
     (tmp_path / "two.txt").write_text("cat\ndog\n")
     (tmp_path / "bad.json").write_text("[cat, dog")
