@@ -20,6 +20,7 @@ from keras_convit.models import (
     ConViTSmallPlus,
     ConViTTiny,
     ConViTTinyPlus,
+    feature_extractor,
     from_preset,
 )
 from keras_convit.models.preprocessing import decode_predictions, preprocess_input
@@ -43,6 +44,7 @@ __all__ = [
     "deploy",
     "distribution",
     "export_reference_weights",
+    "feature_extractor",
     "from_preset",
     "job",
     "layers",

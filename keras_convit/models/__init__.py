@@ -8,6 +8,7 @@ from keras_convit.models.conversion import (
 )
 from keras_convit.models.convit import ConViT
 from keras_convit.models.default_compile import compile_classifier, default_jit_compile
+from keras_convit.models.features import TokenMap, feature_extractor
 from keras_convit.models.labels import (
     ClassifierAccuracy,
     ClassifierCrossentropy,
@@ -37,10 +38,12 @@ __all__ = [
     "ConViTSmallPlus",
     "ConViTTiny",
     "ConViTTinyPlus",
+    "TokenMap",
     "compile_classifier",
     "convert_weights",
     "default_jit_compile",
     "describe_architecture",
+    "feature_extractor",
     "from_preset",
     "model_from_weights",
     "no_weight_decay_variables",
