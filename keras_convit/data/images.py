@@ -1,12 +1,48 @@
 """Image files as every part of keras_convit reads them: which files are images, which folders
 hold a test split, and one decoder (`tf.io.decode_image`: grey and RGBA become RGB) shared by
 the folder scan, the training pipelines and `predict`, so a file that passes the scan decodes
-everywhere."""
+everywhere. The decoder reads the header first (`image_header.read_header`): an image over the
+pixel limit (`set_max_image_pixels`, Pillow's 89,478,485 by default) is refused before it is
+decoded, and the EXIF orientation is applied, as `PIL.ImageOps.exif_transpose` applies it."""
 
 import re
 
+from keras_convit.data.image_header import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    ImageTooLargeError,
+    check_pixels,
+    read_header,
+)
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 TEST_FOLDER_NAMES = ("test", "val", "validation")
+
+_settings = {"max_image_pixels": DEFAULT_MAX_IMAGE_PIXELS}
+
+
+def set_max_image_pixels(max_pixels):
+    """Sets the pixel limit of every decoder of keras_convit (the folder scan, the pipelines,
+    `predict`) and returns the previous one; None lifts it. Default: 89,478,485, Pillow's.
+
+    >>> previous = set_max_image_pixels(4096 * 4096)
+    >>> max_image_pixels(), set_max_image_pixels(previous) == 4096 * 4096
+    (16777216, True)
+    """
+    if max_pixels is not None and (
+        isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1
+    ):
+        raise ValueError(f"max_pixels={max_pixels!r}: expected a positive int or None.")
+    previous, _settings["max_image_pixels"] = _settings["max_image_pixels"], max_pixels
+    return previous
+
+
+def max_image_pixels():
+    """The pixel limit in force (None: none); see `set_max_image_pixels`."""
+    return _settings["max_image_pixels"]
+
+
+def _limit(max_pixels):
+    return max_image_pixels() if max_pixels is None else max_pixels
 
 
 def is_image_file(name):
@@ -30,29 +66,106 @@ def require_tensorflow():
         ) from error
 
 
-def decode_image(contents):
+def decode_image(contents, max_pixels=None, name=None):
     """The encoded image bytes `contents` (a string tensor) as a uint8 (height, width, 3)
-    tensor. Images stay uint8 until augmentation: 4x less memory in shuffle buffers."""
+    tensor, turned upright by its EXIF orientation. Images stay uint8 until augmentation: 4x
+    less memory in shuffle buffers. Works eagerly and inside tf.data.
+
+    The header is read first: more pixels than `max_pixels` (default: `max_image_pixels()`)
+    raises `tf.errors.InvalidArgumentError` naming `name` (a path tensor or string) before any
+    pixel is decoded."""
     import tensorflow as tf
 
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    limit = _limit(max_pixels)
+    if tf.executing_eagerly():  # checked here, so the error is one clean line
+        header = read_header(contents.numpy())
+        path = "image" if name is None else tf.convert_to_tensor(name).numpy().decode()
+        try:
+            check_pixels(header, limit, path)
+        except ImageTooLargeError as error:
+            raise tf.errors.InvalidArgumentError(None, None, str(error)) from None
+        orientation = tf.constant(1 if header is None else header.orientation)
+    else:
+
+        @tf.autograph.experimental.do_not_convert
+        def orientation_of(contents, name):  # a message, not an exception: no traceback log
+            header = read_header(contents.numpy())
+            try:
+                check_pixels(header, limit, name.numpy().decode("utf-8", "replace"))
+            except ImageTooLargeError as error:
+                return 1, str(error)
+            return (1 if header is None else header.orientation), ""
+
+        name = tf.constant("image") if name is None else name
+        orientation, message = tf.py_function(orientation_of, [contents, name], ["int32", "string"])
+        check = tf.debugging.Assert(tf.equal(message, ""), [message])
+        with tf.control_dependencies([check]):
+            orientation = tf.identity(orientation)
+    with tf.control_dependencies([orientation]):
+        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    image = tf.cast(image, "uint8")
     image.set_shape([None, None, 3])
-    return tf.cast(image, "uint8")
+    image = orient(image, orientation)
+    image.set_shape([None, None, 3])
+    return image
 
 
-def read_image(path):
-    """`decode_image` of the file at `path`; raises `tf.errors.OpError` when it does not
-    decode (see `decode_error_reason`)."""
+def read_image(path, max_pixels=None):
+    """`decode_image` of the file at `path`, upright by its EXIF orientation; raises
+    `tf.errors.OpError` when it does not decode or is over the pixel limit (see
+    `decode_error_reason`). This is the one reader of image files: the scan, the pipelines
+    and `predict` call it."""
     import tensorflow as tf
 
-    return decode_image(tf.io.read_file(path))
+    return decode_image(tf.io.read_file(path), max_pixels=max_pixels, name=path)
+
+
+def image_error(path, max_pixels=None):
+    """None when the file at `path` decodes as `read_image` decodes it, else the reason it
+    does not, in one line (over the pixel limit, truncated, not an image, ...)."""
+    import tensorflow as tf
+
+    try:
+        with open(path, "rb") as file:
+            contents = file.read()
+        check_pixels(read_header(contents), _limit(max_pixels), "image")
+        decode_image(tf.constant(contents), max_pixels=max_pixels)
+    except ImageTooLargeError as error:
+        return str(error).removeprefix("image: ")
+    except OSError as error:
+        return f"{type(error).__name__}: {error.strerror}"
+    except tf.errors.OpError as error:
+        return decode_error_reason(error)
+    return None
+
+
+def orient(image, orientation):
+    """The (height, width, channels) `image` turned upright by the EXIF `orientation` (1 to 8;
+    a scalar, a tensor inside tf.data), as `PIL.ImageOps.exif_transpose` turns it."""
+    import tensorflow as tf
+
+    def transpose(pixels):
+        return tf.transpose(pixels, [1, 0, 2])
+
+    branches = [
+        lambda: image,  # 1: upright
+        lambda: tf.reverse(image, [1]),  # 2: mirrored left-right
+        lambda: tf.reverse(image, [0, 1]),  # 3: rotated 180
+        lambda: tf.reverse(image, [0]),  # 4: mirrored top-bottom
+        lambda: transpose(image),  # 5: transposed
+        lambda: tf.image.rot90(image, 3),  # 6: turned 90 clockwise to be upright
+        lambda: tf.reverse(transpose(image), [0, 1]),  # 7: transversed
+        lambda: tf.image.rot90(image, 1),  # 8: turned 90 anticlockwise to be upright
+    ]
+    index = tf.clip_by_value(tf.cast(orientation, "int32") - 1, 0, 7)
+    return tf.switch_case(index, branches)
 
 
 def decode_error_reason(error):
     """The message of a TensorFlow decoding error without its op decoration:
     "{{function_node ...}} Invalid PNG data, size 45 [Op:DecodeImage] name: " -> "Invalid PNG
     data, size 45"."""
-    message = re.sub(r"^\{\{.*?\}\}\s*", "", error.message)
+    message = re.sub(r"^\{\{.*?\}\}\s*", "", error.message).split("\nTraceback")[0]
     return re.sub(r"\s*\[Op:.*$", "", message, flags=re.S).strip() or type(error).__name__
 
 

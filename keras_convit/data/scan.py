@@ -2,7 +2,8 @@
 
 `scan_folder` lists the files `folder_source` reads, decodes each with the pipeline's own
 decoder (`tf.io.decode_image`, so a file that passes cannot crash tf.data later: truncated
-JPEG or PNG, garbage bytes behind an image extension, a BMP format TensorFlow lacks), and
+JPEG or PNG, garbage bytes behind an image extension, a BMP format TensorFlow lacks, an image
+over the pixel limit, refused from its header before decoding), and
 keeps the verdicts in a JSON cache keyed by (path, size, mtime), so a later scan of an
 unchanged folder decodes nothing.
 
@@ -23,13 +24,13 @@ import warnings
 from keras_convit._files import keras_home, write_json_atomically
 from keras_convit.data.images import (
     TEST_FOLDER_NAMES,
-    decode_error_reason,
+    image_error,
     is_image_file,
-    read_image,
+    max_image_pixels,
 )
 
 CACHE_FILE_NAME = ".keras_convit_scan.json"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: EXIF orientation and the pixel limit
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -60,6 +61,11 @@ class ScanReport:
     cache_path: str = None
 
     @property
+    def empty_classes(self):
+        """The class names without one readable training image (empty, or all unreadable)."""
+        return tuple(name for name in self.class_names if not self.files["train"][name])
+
+    @property
     def num_images(self):
         """The number of images kept, over all splits and classes."""
         return sum(len(paths) for classes in self.files.values() for paths in classes.values())
@@ -82,7 +88,7 @@ class ScanReport:
         return text
 
 
-def scan_folder(root, cache=True, progress=None, workers=None):
+def scan_folder(root, cache=True, progress=None, workers=None, max_pixels=None):
     """Checks every image of the folder data set `root` and reports the good and the bad.
 
     Args:
@@ -92,6 +98,9 @@ def scan_folder(root, cache=True, progress=None, workers=None):
             file; False: no cache.
         progress: show a progress bar while decoding; default: when stdout is a terminal.
         workers: threads decoding; default `min(8, os.cpu_count())`.
+        max_pixels: images with more pixels (read from the header, before decoding) are
+            unreadable; default `keras_convit.data.images.max_image_pixels()` (Pillow's
+            89,478,485 unless `set_max_image_pixels` changed it).
 
     Returns:
         A `ScanReport`.
@@ -120,15 +129,17 @@ def scan_folder(root, cache=True, progress=None, workers=None):
     listed, broken, skipped = _list_files(root, class_names, folders)
 
     cache_path = None if cache is False else _cache_path(root, cache)
-    verdicts = _read_cache(cache_path, root)  # {key: None (decodes) or the reason it does not}
+    max_pixels = max_image_pixels() if max_pixels is None else max_pixels
+    # {key: None (decodes) or the reason it does not}; a cache of another limit is stale.
+    verdicts = _read_cache(cache_path, root, max_pixels)
     pending = [(path, key) for _, _, path, key in listed if key not in verdicts]
     if progress is None:
         progress = sys.stdout.isatty()
-    reasons = _decode_all([path for path, _ in pending], progress, workers)
+    reasons = _decode_all([path for path, _ in pending], progress, workers, max_pixels)
     verdicts.update(zip([key for _, key in pending], reasons, strict=True))
     current = {key: verdicts[key] for *_, key in listed}
     if cache_path is not None and (pending or len(current) != len(verdicts)):
-        _write_cache(cache_path, root, current)
+        _write_cache(cache_path, root, current, max_pixels)
 
     files = {split: {name: [] for name in class_names} for split in folders}
     unreadable, kept = list(broken.items()), []
@@ -219,7 +230,7 @@ def _list_files(root, class_names, folders):
     return listed, broken, skipped
 
 
-def _decode_all(paths, progress, workers):
+def _decode_all(paths, progress, workers, max_pixels):
     """For each of `paths`, None if it decodes, else the reason it does not."""
     if not paths:
         return []
@@ -230,22 +241,11 @@ def _decode_all(paths, progress, workers):
     reasons = []
     # TensorFlow's eager kernels release the GIL, so threads decode in parallel.
     with concurrent.futures.ThreadPoolExecutor(workers) as executor:
-        for reason in executor.map(_decode_error, paths):
+        for reason in executor.map(lambda path: image_error(path, max_pixels), paths):
             reasons.append(reason)
             if bar is not None:
                 bar.update(len(reasons))
     return reasons
-
-
-def _decode_error(path):
-    """None if `path` decodes as the pipeline decodes it, else why not."""
-    import tensorflow as tf
-
-    try:
-        read_image(path)
-    except tf.errors.OpError as error:
-        return decode_error_reason(error)
-    return None
 
 
 def _fingerprint(class_names, keys):
@@ -263,7 +263,7 @@ def _cache_path(root, cache):
     return default_cache_path(root) if cache is True else os.fspath(cache)
 
 
-def _read_cache(path, root):
+def _read_cache(path, root, max_pixels):
     """{(relative path, size, mtime_ns): reason or None} from `path`; {} if absent or stale."""
     if path is None or not os.path.isfile(path):
         return {}
@@ -274,6 +274,7 @@ def _read_cache(path, root):
             data.get("version") != _CACHE_VERSION
             or data.get("decoder") != _decoder_version()
             or data.get("root") != os.path.abspath(root)
+            or data.get("max_pixels") != max_pixels
         ):
             return {}
         files = data["files"].items()
@@ -282,11 +283,12 @@ def _read_cache(path, root):
         return {}  # an unreadable cache is only a slower scan
 
 
-def _write_cache(path, root, verdicts):
+def _write_cache(path, root, verdicts, max_pixels):
     data = {
         "version": _CACHE_VERSION,
         "decoder": _decoder_version(),
         "root": os.path.abspath(root),
+        "max_pixels": max_pixels,
         "files": {name: [size, mtime, reason] for (name, size, mtime), reason in verdicts.items()},
     }
     try:

@@ -124,7 +124,9 @@ def folder_source(root, test_fraction=0.2, seed=0, scan=None):
     """Images in `root/<class>/*.jpg|png|...`, or in `root/train/<class>/` and `root/test/`
     (or `val/`, `validation/`) with the same classes. Classes and files are taken in sorted
     order; without a test folder, `test_fraction` of each class is held out with `seed`.
-    Missing test class folders are an error; a test class folder may be empty.
+    Missing test class folders are an error; a test class folder may be empty. A class folder
+    without one readable training image is dropped with a warning (with its test images, if
+    any); fewer than 2 classes left is an error: a classifier needs at least 2.
 
     The folder is scanned first (`scan_folder`, cached in `root/.keras_convit_scan.json` or
     under the Keras home): files that do not decode are left out, with a warning, and the
@@ -154,7 +156,7 @@ def folder_source(root, test_fraction=0.2, seed=0, scan=None):
             f"out: {scan.summary()}",
             stacklevel=2,
         )
-    class_names = scan.class_names
+    class_names = _classes_to_train(scan, root)
     train_files, train_labels = _paths_and_labels(scan.files["train"], class_names)
     if "test" in scan.files:
         test_files, test_labels = _paths_and_labels(scan.files["test"], class_names)
@@ -308,3 +310,25 @@ def _paths_and_labels(files_per_class, class_names):
     files = [path for name in class_names for path in files_per_class[name]]
     labels = [label for label, name in enumerate(class_names) for _ in files_per_class[name]]
     return np.array(files, dtype=str), np.array(labels, dtype="int32")
+
+
+def _classes_to_train(scan, root):
+    """The scan's classes less those without a readable training image (warned); at least 2."""
+    empty = scan.empty_classes
+    if empty:
+        test = scan.files.get("test", {})
+        lost = sum(len(test.get(name, ())) for name in empty)
+        warnings.warn(
+            f"{len(empty)} class folders under {root!r} hold no readable training image and are "
+            f"left out{f' with their {lost} test images' if lost else ''}: "
+            f"{', '.join(map(repr, empty))}.",
+            stacklevel=3,
+        )
+    class_names = tuple(name for name in scan.class_names if name not in empty)
+    if len(class_names) < 2:
+        found = f"only {class_names[0]!r}" if class_names else "none"
+        raise DatasetUnavailableError(
+            f"{root!r} has {found} of the class folders with images: a classifier needs at "
+            "least 2 classes (one sub-folder of images per class)."
+        )
+    return class_names
