@@ -9,7 +9,19 @@ MODEL is a `.keras` file (such as a training run's model.keras), a weights file 
 Class names come from --class-names, else from the metrics.json of the training run beside a
 .keras file, else from the sidecar `export` writes beside an artefact (<artefact>.classes.json),
 else the ImageNet names for a 1000-class preset with ImageNet weights; otherwise the output
-shows class indices. Images that do not decode are skipped and named on stderr.
+shows class indices. Images that do not decode are skipped and named on stderr. In CSV, a path
+or class name starting with =, +, -, @, a tab or a carriage return gets a leading apostrophe,
+so that a spreadsheet shows it as text instead of running it as a formula.
+
+An ONNX or LiteRT artefact needs only its runtime and Pillow (no TensorFlow, no Keras backend
+work). A SavedModel runs its own TensorFlow graph (it can read and write files) and a .pt2
+program can hold pickled objects: both load only with --unsafe. A model whose outputs are not
+finite (NaN weights) is an error; nothing is printed for it.
+
+Exit status: 0 when every image was classified or skipped as undecodable; 1 when an input
+names nothing (a missing file, a glob matching no image, a folder without images) but other
+inputs were classified (a warning names each; the others' rows are written); 2 for a usage
+error, when no input names a readable image, or when the model cannot be loaded or is broken.
 
 Examples:
     keras-convit predict runs/demo/model.keras photos/ --top-k 3
@@ -35,6 +47,7 @@ from keras_convit.presets import IMAGENET_CROP_FRACTION, PRESETS
 
 OUTPUT_SUFFIXES = (".csv", ".json")
 DEFAULT_TOP_K = 5
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def configure_parser(parser):
@@ -96,7 +109,8 @@ def configure_parser(parser):
 
 
 def run(args):
-    """Classifies the images; writes one row per image that decodes; returns 0."""
+    """Classifies the images; writes one row per image that decodes; returns 0, or 1 when some
+    input named nothing."""
     # TensorFlow decodes the images: keep its start-up lines and its warnings about the images
     # that do not decode (each is reported once, below) quiet.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -114,7 +128,7 @@ def run(args):
     if top_k > classifier.num_classes:
         raise ValueError(f"--top-k {top_k}: the model has only {classifier.num_classes} classes.")
 
-    rows, unreadable = [], list(missing)
+    rows, unreadable = [], []
     bar = _progress_bar(len(paths))
     for start in range(0, len(paths), args.batch_size):
         batch = paths[start : start + args.batch_size]
@@ -131,17 +145,20 @@ def run(args):
     if not rows:
         raise ValueError(
             f"none of the {len(paths)} images could be read: "
-            + "; ".join(f"{path}: {reason}" for path, reason in unreadable)
+            + "; ".join(f"{path}: {reason}" for path, reason in [*unreadable, *missing])
         )
     _write(rows, top_k, class_names, args.output)
     for path, reason in unreadable:
         print(f"keras-convit predict: skipped {path}: {reason}", file=sys.stderr)
+    for item, reason in missing:
+        print(f"keras-convit predict: warning: {item}: {reason}", file=sys.stderr)
     written = f"; wrote {args.output}" if args.output else ""
+    not_found = f", {len(missing)} inputs not found" if missing else ""
     print(
-        f"Classified {len(rows)} images ({len(unreadable)} skipped){written}",
+        f"Classified {len(rows)} images ({len(unreadable)} skipped{not_found}){written}",
         file=sys.stderr,
     )
-    return 0
+    return 1 if missing else 0
 
 
 def _check_arguments(args):
@@ -180,6 +197,17 @@ def _progress_bar(total):
         return keras.utils.Progbar(total, unit_name="image")
 
 
+def spreadsheet_safe(text):
+    """`text` for a CSV cell that a spreadsheet shows as text, never runs as a formula: a cell
+    starting with =, +, -, @, a tab or a carriage return gets a leading apostrophe (OWASP's
+    rule against CSV injection); the csv module does the quoting.
+
+    >>> spreadsheet_safe("=HYPERLINK(1)"), spreadsheet_safe("cat")
+    ("'=HYPERLINK(1)", 'cat')
+    """
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
 def _write(rows, top_k, class_names, output):
     def name(index):
         return class_names[index] if class_names is not None else str(index)
@@ -204,9 +232,9 @@ def _write(rows, top_k, class_names, output):
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
     for path, best in rows:
-        cells = [path]
+        cells = [spreadsheet_safe(path)]
         for index, probability in best:
-            cells += [name(index), f"{probability:.6g}"]
+            cells += [spreadsheet_safe(name(index)), f"{probability:.6g}"]
         writer.writerow(cells)
     if output is None:
         sys.stdout.write(text.getvalue())

@@ -7,6 +7,7 @@ carries, and `predict(images) -> probabilities` on float32 RGB images in [0, 255
 
 import dataclasses
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -17,6 +18,7 @@ from keras_convit.models.conversion import model_from_weights
 from keras_convit.models.labels import outputs_logits
 from keras_convit.models.preprocessing import imagenet_classes
 from keras_convit.presets import PRESETS, get_preset
+from keras_convit.weights.checkpoints import require_finite
 
 WEIGHT_SUFFIXES = (".weights.h5", ".safetensors", ".pth", ".bin")
 
@@ -56,7 +58,7 @@ def load_classifier(path, variant=None, batch_size=32, safe_mode=True):
 
     def predict(images):
         outputs = np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
-        return softmax(outputs) if logits else outputs
+        return _finite(softmax(outputs) if logits else outputs, path)
 
     return Classifier(
         image_shape=tuple(model.input_shape[1:]),
@@ -123,10 +125,8 @@ def load_keras_model(path, variant=None):
     if model_kind(path, variant) == "artifact":
         raise ValueError(f"{path!r} is an exported artefact, not a Keras model or weights file")
     if variant is None:
-        try:
-            model = keras.saving.load_model(path, compile=False)
-        except Exception as error:  # zip, HDF5 and deserialisation errors of a user's file
-            raise ValueError(f"cannot load {path!r} as a Keras model: {error}") from error
+        model = _load_keras_file(path)
+        require_finite({w.path: keras.ops.convert_to_numpy(w) for w in model.weights}, path)
         class_names = find_class_names(path)
     else:
         preset = get_preset(variant)
@@ -143,6 +143,37 @@ def load_keras_model(path, variant=None):
             f"output {tuple(model.output_shape)}"
         )
     return model, class_names
+
+
+def _load_keras_file(path):
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found"
+        raise ValueError(
+            f"{path!r} is not a whole .keras file (a zip archive): truncated or damaged; save "
+            "or copy it again"
+        )
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # zip, HDF5 and deserialisation errors of a user's file
+        hint, detail = "", str(error)
+        if "could not be deserialized" in detail or "Could not locate" in detail:
+            detail = detail.strip().splitlines()[0]  # the rest is the whole model config
+            hint = (
+                " (Keras found a class it does not know: a keras_convit model loads after "
+                "`import keras_convit`, which registers its layers; one saved by a newer "
+                "keras_convit needs that version, and other custom layers their package)"
+            )
+        raise ValueError(f"cannot load {path!r} as a Keras model{hint}: {detail}") from error
+
+
+def _finite(outputs, path):
+    """`outputs`, or a ValueError when the model gave NaN or infinity for some image."""
+    broken = ~np.isfinite(outputs).all(axis=-1)
+    if broken.any():
+        raise ValueError(
+            f"{path!r} gave non-finite outputs (NaN or infinity) for {int(broken.sum())} of "
+            f"{len(outputs)} images: the model is broken (diverged or damaged weights)"
+        )
+    return outputs
 
 
 def softmax(logits):
@@ -165,11 +196,11 @@ def _artifact_classifier(path, safe_mode):
     reading = {} if logits is None else {"logits": logits}
 
     def predict(images):
-        outputs = np.asarray(artifact.predict(images), dtype="float32")
+        outputs = _finite(np.asarray(artifact.predict(images), dtype="float32"), path)
         if "logits" not in reading:  # no record: read once, on the first real batch
             sums = outputs.sum(axis=-1)
             reading["logits"] = not (np.all(outputs >= 0) and np.allclose(sums, 1.0, atol=1e-3))
-        return softmax(outputs) if reading["logits"] else outputs
+        return _finite(softmax(outputs) if reading["logits"] else outputs, path)
 
     return Classifier(
         image_shape=image_shape,

@@ -1,7 +1,10 @@
 """Image files for inference: found from paths, folders and globs, decoded as the training
 pipelines decode them (`tf.io.decode_image`; grey and RGBA become RGB) and brought to the
 model's input size by the evaluation transform (resize and centre crop, `RandomResizedCrop` in
-inference), as float32 RGB in [0, 255]."""
+inference), as float32 RGB in [0, 255].
+
+Without TensorFlow (a deployment with only onnxruntime or LiteRT), Pillow decodes the files, by
+the same rules: the first frame, no EXIF rotation, grey repeated, alpha dropped."""
 
 import glob
 import os
@@ -15,7 +18,6 @@ from keras_convit.data.images import (
     decode_error_reason,
     is_image_file,
     read_image,
-    require_tensorflow,
 )
 
 _GLOB_CHARACTERS = frozenset("*?[")
@@ -44,8 +46,10 @@ def find_images(inputs):
         if os.path.isdir(item):
             found = _folder_images(item)
             reason = f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in this folder"
-        elif os.path.lexists(item) or not _GLOB_CHARACTERS & set(item):
-            found, reason = [item], None  # a missing file is reported when it is read
+        elif os.path.lexists(item):
+            found, reason = [item], None
+        elif not _GLOB_CHARACTERS & set(item):
+            found, reason = [], "no such file or folder"
         else:
             found = []
             for match in sorted(glob.glob(item, recursive=True)):
@@ -81,17 +85,15 @@ def load_images(paths, image_size, crop_fraction=1.0):
     >>> images.shape, [os.path.basename(p) for p in good], [os.path.basename(p) for p, _ in bad]
     ((1, 16, 16, 3), ['grey.png'], ['bad.jpg'])
     """
-    require_tensorflow()
-    import tensorflow as tf
-
+    decode = _decoder()
     height, width = image_size
     crop = RandomResizedCrop(height, width, crop_fraction=crop_fraction)
     images, good, bad = [], [], []
     for path in paths:
         try:
-            image = read_image(path).numpy()
-        except tf.errors.OpError as error:
-            bad.append((path, decode_error_reason(error)))
+            image = decode(path)
+        except _Unreadable as error:
+            bad.append((path, str(error)))
             continue
         if image.shape[:2] != (height, width) or crop_fraction != 1.0:
             image = keras.ops.convert_to_numpy(crop(image.astype("float32"), training=False))
@@ -99,6 +101,40 @@ def load_images(paths, image_size, crop_fraction=1.0):
         good.append(path)
     stacked = np.stack(images) if images else np.zeros((0, height, width, 3), "float32")
     return stacked, good, bad
+
+
+class _Unreadable(Exception):
+    """A file that does not decode as an image; the message says why."""
+
+
+def _decoder():
+    """path -> uint8 (height, width, 3): TensorFlow's decoder where TensorFlow is installed
+    (the training pipelines' own), else Pillow's."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return _pillow_decode
+
+    def decode(path):
+        try:
+            return read_image(path).numpy()
+        except tf.errors.OpError as error:
+            raise _Unreadable(decode_error_reason(error)) from error
+
+    return decode
+
+
+def _pillow_decode(path):
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16 bits: scaled as TF does
+                pixels = np.asarray(image, dtype="float64")
+                image = Image.fromarray((pixels / 257.0).round().clip(0, 255).astype("uint8"))
+            return np.asarray(image.convert("RGB"), dtype="uint8")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise _Unreadable(str(error) or type(error).__name__) from error
 
 
 def _folder_images(folder):

@@ -225,6 +225,26 @@ def _as_float32(state_dict):
     return arrays
 
 
+def require_finite(arrays, source):
+    """Raises ValueError naming the first of `arrays` ({name: array}, in order) that holds a NaN
+    or an infinity: such weights come from a diverged run or a damaged file, and a model with
+    them predicts NaN.
+
+    >>> require_finite({"a": np.ones(2), "b": np.array([1.0, np.nan])}, "w.safetensors")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'w.safetensors' holds non-finite weights: 'b' has 1 NaN or infinite values of 2...
+    """
+    for name, value in arrays.items():
+        value = np.asarray(value)
+        if value.dtype.kind in "fc" and not np.isfinite(value).all():
+            bad = value.size - int(np.count_nonzero(np.isfinite(value)))
+            raise ValueError(
+                f"{source!r} holds non-finite weights: {name!r} has {bad} NaN or infinite values "
+                f"of {value.size} (a diverged run or a damaged file); refused."
+            )
+
+
 def write_reference_checkpoint(state_dict, path, metadata=None):
     """Writes numpy arrays to a `.safetensors` file atomically (a complete file or none)."""
     try:

@@ -1,6 +1,13 @@
 """`weights="imagenet"`: timm's ImageNet-1k checkpoints of ConViT-Ti, S and B (the official
-weights, as safetensors on the Hugging Face hub), fetched once and cached by Keras."""
+weights, as safetensors on the Hugging Face hub), fetched once and cached by Keras.
 
+Downloads are checked: against the preset's `sha256` where the publisher's digest is known,
+and always by trust on first use: the first download's SHA-256 is recorded beside the cached
+file (`<file>.sha256`), and every later load, or download, must match it. A cached file that
+no longer matches is refused, never used.
+"""
+
+import hashlib
 import os
 import socket
 import threading
@@ -9,7 +16,7 @@ import urllib.request
 
 import keras
 
-from keras_convit._files import keras_home
+from keras_convit._files import keras_home, write_text_atomically
 from keras_convit.presets import IMAGENET_URL_TEMPLATE, PRESETS, preset_of_architecture
 from keras_convit.weights.checkpoints import detect_format, safetensors_header
 
@@ -20,6 +27,7 @@ URL_ENVIRONMENT_VARIABLE = "KERAS_CONVIT_WEIGHTS_URL"
 CONNECT_TIMEOUT_S = 5.0
 DOWNLOAD_TIMEOUT_S = 60.0
 CACHE_SUBDIR = "models"
+DIGEST_SUFFIX = ".sha256"  # beside the cached file: "<hex digest>  <file name>", as sha256sum
 
 
 def imagenet_variant(**architecture):
@@ -110,31 +118,86 @@ def check_imagenet_available(variant):
 
 def fetch_imagenet_weights(variant):
     """The local path of `variant`'s checkpoint, downloaded on first use into the Keras cache
-    (`~/.keras/models`, or `$KERAS_HOME/models`). A corrupt cached copy is fetched again."""
+    (`~/.keras/models`, or `$KERAS_HOME/models`), its SHA-256 recorded beside it on the first
+    download and checked on every later use. A cached copy that is not a whole checkpoint and
+    has no record yet is fetched again; one that no longer matches its record is refused."""
+    cached = _cached_path(variant)
+    expected, origin = _expected_digest(variant)
+    if os.path.isfile(cached) and expected is not None:
+        found = file_sha256(cached)
+        if found != expected:
+            raise ValueError(
+                f"The cached ImageNet weights {cached} have SHA-256 {found}, not the {expected} "
+                f"{origin}: the file changed since (damaged or replaced) and was not used. Delete "
+                f"it (and {cached + DIGEST_SUFFIX}) to download it again, or pass a checkpoint "
+                'you trust: weights="/path/to/model.safetensors".'
+            )
+        _record_digest(cached, found)
+        return cached
     check_imagenet_available(variant)
     url = imagenet_weights_url(variant)
     problem = None
     for force_download in (False, True):
-        previous_timeout = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # a stalled download fails instead of hanging
-        try:
-            path = keras.utils.get_file(
-                fname=os.path.basename(_cached_path(variant)),
-                origin=url,
-                file_hash=PRESETS[variant].sha256,
-                cache_subdir=CACHE_SUBDIR,
-                cache_dir=keras_home(),
-                force_download=force_download,
+        path = _download(variant, url, force_download)
+        digest = file_sha256(path)
+        if expected is not None and digest != expected:
+            os.remove(path)
+            raise ValueError(
+                f"The ImageNet weights downloaded from {url} have SHA-256 {digest}, not the "
+                f"{expected} {origin}; the download was deleted, not used."
             )
-        except Exception as error:  # get_file re-raises URL errors as bare Exceptions
-            raise _unavailable(variant, url, error) from error
-        finally:
-            socket.setdefaulttimeout(previous_timeout)
         try:
             if detect_format(path) == "safetensors":
                 safetensors_header(path)
+                _record_digest(path, digest)
                 return path
             problem = "not a safetensors file"
         except ValueError as error:
             problem = error
     raise ValueError(f"The ImageNet weights fetched from {url} are unusable: {problem}")
+
+
+def file_sha256(path):
+    """The hex SHA-256 of the file at `path`."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _expected_digest(variant):
+    """(the digest the cached file must have or None, where it comes from)."""
+    if PRESETS[variant].sha256:
+        return PRESETS[variant].sha256.lower(), "published for it (keras_convit/presets.py)"
+    record = _cached_path(variant) + DIGEST_SUFFIX
+    if not os.path.isfile(record):
+        return None, None
+    with open(record, encoding="utf-8") as file:
+        recorded = file.read().split()
+    if not recorded or len(recorded[0]) != 64:
+        raise ValueError(
+            f"The digest record {record} is damaged; delete it and "
+            f"{_cached_path(variant)} to download the ImageNet weights again."
+        )
+    return recorded[0].lower(), f"recorded in {record} on its first download"
+
+
+def _record_digest(path, digest):
+    record = path + DIGEST_SUFFIX
+    if not os.path.isfile(record):
+        write_text_atomically(record, f"{digest}  {os.path.basename(path)}\n")
+
+
+def _download(variant, url, force_download):
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # a stalled download fails instead of hanging
+    try:
+        return keras.utils.get_file(
+            fname=os.path.basename(_cached_path(variant)),
+            origin=url,
+            cache_subdir=CACHE_SUBDIR,
+            cache_dir=keras_home(),
+            force_download=force_download,
+        )
+    except Exception as error:  # get_file re-raises URL errors as bare Exceptions
+        raise _unavailable(variant, url, error) from error
+    finally:
+        socket.setdefaulttimeout(previous_timeout)

@@ -20,6 +20,7 @@ from keras_convit.weights.checkpoints import (
     detect_format,
     read_keras_weights,
     read_reference_checkpoint,
+    require_finite,
 )
 from keras_convit.weights.heads import fit_classifiers, new_head_message
 from keras_convit.weights.reference_names import (
@@ -144,7 +145,8 @@ def load_reference_state_dict(
 ):
     """Assigns a reference state_dict (reference keys, PyTorch layouts) to `model`, all or nothing.
 
-    Every key and shape is checked first; one ValueError lists the missing, unexpected and
+    A tensor holding NaN or infinity is refused (the first one is named). Every key and shape
+    is checked first; one ValueError lists the missing, unexpected and
     mismatched keys and the model is left unchanged. The classifier (`head.*`) is skipped when
     the model has no head. A `pos_embed` of another grid is resampled bicubically to the model's
     grid (`resample_position_embedding`): fine-tune at 384x384 from 224x224 weights this way.
@@ -176,6 +178,7 @@ def load_reference_state_dict(
     >>> load_reference_state_dict(model, state)
     """
     arrays = {key: _to_numpy(value) for key, value in state_dict.items()}
+    require_finite(arrays, source)
     variables = {reference_key(variable.path): variable for variable in model.weights}
     arrays, variables, new_heads = fit_classifiers(arrays, variables, new_head)
     adapted_channels = None

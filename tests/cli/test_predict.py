@@ -114,12 +114,12 @@ def test_weights_with_a_variant_give_the_softmax_of_its_logits(workspace, tmp_pa
         assert abs(by_path[path]["probability"] - row.max()) < 1e-5
 
 
-def test_globs_and_files_mix_and_a_missing_one_is_skipped(workspace, capsys):
+def test_globs_and_files_mix_and_a_missing_one_is_a_warning_and_status_1(workspace, capsys):
     status, out, err = predict(
         capsys, workspace.keras_model, workspace.images / "r*.png",
         workspace.images / "nested" / "**" / "*.jpg", workspace.images / "gone.png",
     )  # fmt: skip
-    assert status == 0
+    assert status == 1
     paths = [row[0] for row in list(csv.reader(io.StringIO(out)))[1:]]
     assert paths == [
         str(workspace.images / "red.png"),
@@ -127,7 +127,11 @@ def test_globs_and_files_mix_and_a_missing_one_is_skipped(workspace, capsys):
         str(workspace.images / "nested" / "deeper" / "photo.jpg"),
     ]
     assert len(next(csv.reader(io.StringIO(out)))) == 1 + 2 * 3  # top-k: all 3 classes
-    assert err[0].startswith(f"keras-convit predict: skipped {workspace.images / 'gone.png'}: ")
+    gone = workspace.images / "gone.png"
+    assert err == [
+        f"keras-convit predict: warning: {gone}: no such file or folder",
+        "Classified 3 images (0 skipped, 1 inputs not found)",
+    ]
 
 
 def test_a_progress_bar_shows_on_a_terminal_and_never_in_the_csv(workspace, capsys, monkeypatch):
@@ -155,6 +159,7 @@ BAD = [
     (["{model}", "{images}", "--variant", "convit_tiny"], "--variant is for weights files"),
     (["{model}", "{tmp}/nothing/*.png"], "no images matched"),
     (["{model}", "{tmp}/empty"], "no images matched"),
+    (["{model}", "{tmp}/gone.png"], "no images matched: {tmp}/gone.png (no such file or folder)"),
     (["{model}", "{images}/broken.jpg", "{images}/notes.png"], "none of the 2 images"),
     (["{model}", "{images}", "--top-k", "0"], "--top-k must be >= 1"),
     (["{model}", "{images}", "--top-k", "4"], "the model has only 3 classes"),
@@ -190,6 +195,7 @@ def test_a_bad_invocation_is_one_line_with_status_2(
     }
     for key, value in places.items():
         arguments = [argument.replace(key, value) for argument in arguments]
+    expected = expected.replace("{tmp}", str(tmp_path))
     status, out, err = predict(capsys, *arguments)
     assert status == 2
     assert len(err) == 1 and err[0].startswith("keras-convit predict: error: "), err
