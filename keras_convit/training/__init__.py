@@ -1,5 +1,6 @@
 """Training, the library: the DeiT recipe on `model.fit`, callbacks that make a run resumable,
-hard distillation and its CNN teacher. The main job that uses them is `keras_convit.job`.
+hard distillation and its CNN teacher, layer-wise learning-rate decay for fine-tuning. The main
+job that uses them is `keras_convit.job`.
 
 model.compile(**keras_convit.training.deit_recipe(model, batch_size, steps_per_epoch, epochs))
 """
@@ -15,6 +16,7 @@ from keras_convit.training.callbacks import (
     write_history_csv,
 )
 from keras_convit.training.distillation import HardDistillation
+from keras_convit.training.layer_decay import LayerDecayAdamW
 from keras_convit.training.recipe import (
     DROP_PATH_RATE,
     deit_recipe,
@@ -29,6 +31,7 @@ __all__ = [
     "DROP_PATH_RATE",
     "EpochTimer",
     "HardDistillation",
+    "LayerDecayAdamW",
     "LearningRateLogger",
     "NonFiniteLossError",
     "NonFiniteLossGuard",

@@ -11,6 +11,7 @@ from keras_convit.models.labels import (
 )
 from keras_convit.models.weight_decay import ConViTAdamW
 from keras_convit.training.distillation import HardDistillation
+from keras_convit.training.layer_decay import LayerDecayAdamW, model_depth
 
 BASE_LEARNING_RATE = 5e-4  # per 512 images
 REFERENCE_BATCH_SIZE = 512
@@ -97,6 +98,7 @@ def deit_recipe(
     clipnorm=None,
     use_ema=False,
     ema_momentum=EMA_MOMENTUM,
+    layer_decay=None,
     top_k=5,
 ):
     """The `compile` arguments of the DeiT recipe: `model.compile(**deit_recipe(model, ...))`.
@@ -111,7 +113,10 @@ def deit_recipe(
     - accuracy, and top-k accuracy when the model has more than k classes, on either labels;
     - optional global-norm gradient clipping and model EMA (`use_ema`: the optimizer keeps an
       average of the weights; `training_callbacks(use_ema=True)` evaluates with it, and `fit`
-      ends with the averaged weights).
+      ends with the averaged weights);
+    - for fine-tuning, optional layer-wise learning-rate decay (`layer_decay`: a
+      `LayerDecayAdamW`, the head at the full rate, each block below at `layer_decay` times
+      the one above).
 
     Drop path 0.1 is a model argument: build the model with `drop_path_rate=DROP_PATH_RATE`.
 
@@ -142,15 +147,20 @@ def deit_recipe(
         warmup_learning_rate=warmup_learning_rate,
         min_learning_rate=min_learning_rate,
     )
-    optimizer = ConViTAdamW(
-        learning_rate=schedule,
-        weight_decay=weight_decay,
-        epsilon=1e-8,
-        global_clipnorm=clipnorm,
-        use_ema=use_ema,
-        ema_momentum=ema_momentum,
-    )
     distilling = isinstance(model, HardDistillation)
+    optimizer_arguments = {
+        "learning_rate": schedule,
+        "weight_decay": weight_decay,
+        "epsilon": 1e-8,
+        "global_clipnorm": clipnorm,
+        "use_ema": use_ema,
+        "ema_momentum": ema_momentum,
+    }
+    if layer_decay is None:
+        optimizer = ConViTAdamW(**optimizer_arguments)
+    else:
+        depth = model_depth(model.student if distilling else model)
+        optimizer = LayerDecayAdamW(layer_decay, depth, **optimizer_arguments)
     loss = ClassifierCrossentropy(
         from_logits=distilling or outputs_logits(model), label_smoothing=label_smoothing
     )
