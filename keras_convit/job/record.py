@@ -43,13 +43,14 @@ def read_run(path):
     return record
 
 
-def write_run(path, config, status, data_fingerprint=None, error=None):
-    """Writes `run.json` (status, settings, data fingerprint, error, backend, version)
-    atomically."""
+def write_run(path, config, status, data_fingerprint=None, error=None, source_weights=None):
+    """Writes `run.json` (status, settings, data fingerprint, the weights it started from,
+    error, backend, version) atomically."""
     record = {
         "status": status,
         "settings": dataclasses.asdict(config),
         "data_fingerprint": data_fingerprint,
+        "source_weights": source_weights,
         "backend": keras.backend.backend(),
         "keras_convit": __version__,
     }
