@@ -80,6 +80,20 @@ def validate_head(include_top, pooling, classes):
         )
 
 
+def validate_dtype(dtype):
+    """`dtype` (None, a policy name such as "mixed_bfloat16", a dtype or a `DTypePolicy`) as a
+    `DTypePolicy`, or None for the global policy."""
+    if dtype is None:
+        return None
+    try:
+        return keras.dtype_policies.get(dtype)
+    except (ValueError, TypeError):
+        raise ValueError(
+            '`dtype` must be None, a dtype policy name ("float32", "mixed_bfloat16", '
+            f'"bfloat16", ...) or a keras.DTypePolicy, got dtype={dtype!r}.'
+        ) from None
+
+
 def validate_classifier_activation(classifier_activation, weights, include_top):
     """keras.applications' rule: with weights and a head, the head ends in softmax or nothing."""
     activation = keras.activations.get(classifier_activation)

@@ -20,6 +20,7 @@ from keras_convit.models.arguments import (
     validate_ablations,
     validate_architecture,
     validate_classifier_activation,
+    validate_dtype,
     validate_head,
 )
 from keras_convit.models.default_compile import compile_classifier
@@ -62,6 +63,7 @@ def ConViT(
     mean=IMAGENET_MEAN,
     std=IMAGENET_STD,
     compile=True,
+    dtype=None,
     name="convit",
 ):
     """Builds a ConViT of any size as a functional `keras.Model`.
@@ -115,7 +117,10 @@ def ConViT(
         `mean`, `std`: the per-channel statistics (in [0, 1] units) of the preprocessing inside
         the model, (x / 255 - mean) / std; a preset's (ImageNet's by default). RGB statistics
         follow another channel count: their mean for 1 channel, repeated for C
-        (`keras_convit.weights.adapt_statistics`); or pass C values.
+        (`keras_convit.weights.adapt_statistics`); or pass C values. `dtype`: the dtype
+        policy of every layer (keras-hub's backbones' `dtype`), e.g. "mixed_bfloat16" or
+        "bfloat16"; None: the global policy. GPSA's positional attention, both of its
+        softmaxes and its gating stay float32 under any policy.
 
     Example, a 1-channel model with a new head from an RGB checkpoint:
     >>> import os, tempfile
@@ -163,29 +168,31 @@ def ConViT(
 
     # Keras' own input check lets a 1-channel batch through (it broadcasts it), and is skipped
     # on JAX after the first call and on TensorFlow after a retrace; this one is not.
-    x = ImageInputCheck(tuple(image_input.shape[1:]), name="input_check")(image_input)
+    dtype = validate_dtype(dtype)
+    x = ImageInputCheck(tuple(image_input.shape[1:]), dtype=dtype, name="input_check")(image_input)
     if include_preprocessing:
         statistics = [adapt_statistics(values, channels) for values in (mean, std)]
-        x = normalization(*statistics)(x)
-    patch_embed = PatchEmbedding(hidden_dim, patch_size, name="patch_embed")
+        x = normalization(*statistics, dtype=dtype)(x)
+    patch_embed = PatchEmbedding(hidden_dim, patch_size, dtype=dtype, name="patch_embed")
     x = patch_embed(x)
     if use_pos_embed:
-        x = PositionEmbedding(name="pos_embed")(x)
-    x = keras.layers.Dropout(dropout_rate, name="pos_drop")(x)
+        x = PositionEmbedding(dtype=dtype, name="pos_embed")(x)
+    x = keras.layers.Dropout(dropout_rate, dtype=dtype, name="pos_drop")(x)
 
     num_prefix_tokens = (1 + distillation) * int(local_up_to_layer < depth)
     drop_path_rates = np.linspace(0.0, drop_path_rate, depth)
     for index in range(depth):
         if index == local_up_to_layer:
             if distillation:  # DeiT's order: class token, distillation token, patches
-                x = ClassTokenInsertion(name="dist_token")(x)
-            x = ClassTokenInsertion(name="cls_token")(x)
+                x = ClassTokenInsertion(dtype=dtype, name="dist_token")(x)
+            x = ClassTokenInsertion(dtype=dtype, name="cls_token")(x)
         block_arguments = dict(
             mlp_ratio=mlp_ratio,
             qkv_bias=qkv_bias,
             dropout_rate=dropout_rate,
             attention_dropout_rate=attention_dropout_rate,
             drop_path_rate=float(drop_path_rates[index]),
+            dtype=dtype,
             name=f"blocks_{index}",
         )
         if index >= local_up_to_layer and late_attention == "class":
@@ -207,23 +214,30 @@ def ConViT(
                 **block_arguments,
             )
         x = block(x)
-    x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(x)
+    x = keras.layers.LayerNormalization(epsilon=1e-6, dtype=dtype, name="norm")(x)
 
     if include_top and distillation:
-        x = keras.layers.Dropout(dropout_rate, name="head_drop")(x)
-        x = DistillationHeads(classes, activation=classifier_activation, name="heads")(x)
+        x = keras.layers.Dropout(dropout_rate, dtype=dtype, name="head_drop")(x)
+        x = DistillationHeads(classes, activation=classifier_activation, dtype=dtype, name="heads")(
+            x
+        )
     else:
         if pooling is not None:
-            x = TokenPooling(pooling, num_prefix_tokens=num_prefix_tokens, name="pool")(x)
+            x = TokenPooling(
+                pooling, num_prefix_tokens=num_prefix_tokens, dtype=dtype, name="pool"
+            )(x)
         if include_top:
-            x = keras.layers.Dropout(dropout_rate, name="head_drop")(x)
+            x = keras.layers.Dropout(dropout_rate, dtype=dtype, name="head_drop")(x)
             x = keras.layers.Dense(
                 classes,
                 activation=classifier_activation,
                 kernel_initializer=linear_kernel_initializer(),
+                dtype=dtype,
                 name="head",
             )(x)
     model = keras.Model(model_inputs, x, name=name)
+    if dtype is not None:  # a functional model takes no `dtype`; its layers hold the policy
+        model.dtype_policy = dtype
 
     if weights is not None:
         load_weights(model, weights, new_head=True)

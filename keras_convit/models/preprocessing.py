@@ -25,10 +25,10 @@ def scale_and_offset(mean, std):
     return (1.0 / (255.0 * std)).tolist(), (-mean / std).tolist()
 
 
-def normalization(mean=IMAGENET_MEAN, std=IMAGENET_STD, name="preprocessing"):
+def normalization(mean=IMAGENET_MEAN, std=IMAGENET_STD, name="preprocessing", dtype=None):
     """A weightless layer mapping images in [0, 255] to (x / 255 - mean) / std, channels last."""
     scale, offset = scale_and_offset(mean, std)
-    return keras.layers.Rescaling(scale=scale, offset=offset, name=name)
+    return keras.layers.Rescaling(scale=scale, offset=offset, dtype=dtype, name=name)
 
 
 def preprocess_input(x, mean=IMAGENET_MEAN, std=IMAGENET_STD):

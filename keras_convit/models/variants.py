@@ -37,6 +37,9 @@ VARIANT_DOCSTRING = """{description}: {hidden_dim} wide, {num_heads} heads, {dep
             with weights, only these two (as `keras.applications`).
         include_preprocessing: whether the model normalises [0, 255] RGB input itself.
         compile: whether to compile a classifier with the default settings.
+        dtype: the dtype policy of every layer ("mixed_bfloat16", "bfloat16", ...), as
+            keras-hub's backbones; None: the global policy. GPSA's softmaxes and gating stay
+            float32.
         name: the model name, default "{name}".
         **kwargs: further `keras_convit.ConViT` arguments, such as `drop_path_rate`, `use_gpsa`
             or `locality_strength`.
@@ -106,6 +109,7 @@ def ConViTTiny(
     classifier_activation="softmax",
     include_preprocessing=True,
     compile=True,
+    dtype=None,
     name=None,
     **kwargs,
 ):
@@ -122,6 +126,7 @@ def ConViTTinyPlus(
     classifier_activation="softmax",
     include_preprocessing=True,
     compile=True,
+    dtype=None,
     name=None,
     **kwargs,
 ):
@@ -138,6 +143,7 @@ def ConViTSmall(
     classifier_activation="softmax",
     include_preprocessing=True,
     compile=True,
+    dtype=None,
     name=None,
     **kwargs,
 ):
@@ -154,6 +160,7 @@ def ConViTSmallPlus(
     classifier_activation="softmax",
     include_preprocessing=True,
     compile=True,
+    dtype=None,
     name=None,
     **kwargs,
 ):
@@ -170,6 +177,7 @@ def ConViTBase(
     classifier_activation="softmax",
     include_preprocessing=True,
     compile=True,
+    dtype=None,
     name=None,
     **kwargs,
 ):
@@ -186,6 +194,7 @@ def ConViTBasePlus(
     classifier_activation="softmax",
     include_preprocessing=True,
     compile=True,
+    dtype=None,
     name=None,
     **kwargs,
 ):

@@ -179,3 +179,20 @@ def test_mixed_precision_forward_is_close_to_float32(rng):
         dict(classifier_activation=None, compile=False),
         global_policy=True,
     )
+
+
+def test_dtype_argument_sets_every_layer_s_policy(rng):
+    # keras-hub's precision test: the policy given to the constructor, not the global one;
+    # GPSA's softmaxes and gating stay float32 (checked by the harness).
+    arguments = dict(classifier_activation=None, compile=False)
+    run_precision_test(tiny_convit, random_images(rng), arguments, policies=("mixed_bfloat16",))
+    assert keras.config.dtype_policy().name == "float32"
+    half = tiny_convit(dtype="bfloat16", compile=False)
+    floats = {w.dtype for w in half.weights if keras.backend.is_float_dtype(w.dtype)}
+    assert floats == {"bfloat16"}
+    gpsa = half.get_layer("blocks_0").attn
+    assert keras.backend.standardize_dtype(gpsa.positional_attention().dtype) == "float32"
+    variant = keras_convit.ConViTTiny(input_shape=(32, 32, 3), dtype="mixed_float16", compile=False)
+    assert {layer.dtype_policy.name for layer in variant.layers[1:]} == {"mixed_float16"}
+    with pytest.raises(ValueError, match="`dtype` must be"):
+        tiny_convit(dtype="float33")
