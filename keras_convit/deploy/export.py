@@ -2,6 +2,7 @@
 loading it in its own runtime and comparing it with `model.predict` before it is put in place."""
 
 import dataclasses
+import errno
 import os
 import tempfile
 
@@ -85,10 +86,41 @@ def export_model(model, path, format="onnx", verify=True, tolerance=DEFAULT_TOLE
     model(np.zeros((1, *image_shape), "float32"), training=False)  # ONNX exports need a call
     with tempfile.TemporaryDirectory(dir=directory, prefix=".export-") as scratch:
         written = os.path.join(scratch, os.path.basename(path))
-        _EXPORTERS[format](model, written)
+        _write_artefact(model, written, format, path)
         difference = _compare_with_model(model, written, image_shape, tolerance) if verify else None
         _move_into_place(written, path)
     return ExportReport(path=path, format=format, max_abs_difference=difference)
+
+
+def _write_artefact(model, written, format, path):
+    """Runs the exporter; a full disk (ENOSPC, a quota, a file size limit), whether raised by
+    Python or by TensorFlow's file system, becomes one OSError naming `path`."""
+    try:
+        _EXPORTERS[format](model, written)
+    except Exception as error:
+        if not _disk_full(error):
+            raise
+        raise OSError(
+            errno.ENOSPC,
+            f"no space left to write the {format} artefact {path} (nothing was written; free "
+            f"some space in {os.path.dirname(os.path.abspath(path))} or write elsewhere)",
+        ) from error
+
+
+def _disk_full(error):
+    codes = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in codes:
+            return True
+        # TensorFlow's file system raises ResourceExhaustedError (or another OpError) whose
+        # message carries the operating system's: "No space left on device".
+        message = str(error)
+        if type(error).__name__ == "ResourceExhaustedError" or any(
+            os.strerror(code) in message for code in codes
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _validate_export(model, path, format):
@@ -185,14 +217,24 @@ def _compare_with_model(model, path, image_shape, tolerance):
     images = np.random.default_rng(0).uniform(0, 255, (_CHECK_BATCH, *image_shape))
     images = images.astype("float32")
     expected = np.asarray(model.predict(images, verbose=0))
+    if not np.isfinite(expected).all():
+        raise ExportMismatchError(
+            "model.predict gives non-finite outputs (NaN or infinity): the model is broken "
+            "(diverged or damaged weights); nothing was written."
+        )
     actual = load_artifact(path, safe_mode=False).predict(images)  # safe: written just now
     if actual.shape != expected.shape:
         raise ExportMismatchError(
             f"The {path} artefact returns {actual.shape} for {_CHECK_BATCH} images; "
             f"model.predict returns {expected.shape}."
         )
+    if not np.isfinite(actual).all():  # a NaN difference passes no `>` test: named apart
+        raise ExportMismatchError(
+            f"The {path} artefact gives non-finite outputs (NaN or infinity) where "
+            "model.predict gives finite ones; nothing was written."
+        )
     difference = float(np.max(np.abs(actual - expected)))
-    if not difference <= tolerance:
+    if not difference <= tolerance:  # `not <=`: a NaN difference fails too
         raise ExportMismatchError(
             f"The exported model differs from model.predict by up to {difference:.3g} "
             f"(tolerance {tolerance:g}); nothing was written."
