@@ -237,7 +237,8 @@ def require_finite(arrays, source):
     """
     for name, value in arrays.items():
         value = np.asarray(value)
-        if value.dtype.kind in "fc" and not np.isfinite(value).all():
+        floating = value.dtype.kind in "fc" or "float" in value.dtype.name  # bfloat16, float8
+        if floating and not np.isfinite(value).all():
             bad = value.size - int(np.count_nonzero(np.isfinite(value)))
             raise ValueError(
                 f"{source!r} holds non-finite weights: {name!r} has {bad} NaN or infinite values "
