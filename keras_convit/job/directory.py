@@ -23,7 +23,7 @@ import shutil
 
 from keras_convit.job.config import TrainConfig
 from keras_convit.job.lock import LOCK_FILE
-from keras_convit.job.record import RUN_FILE, read_run
+from keras_convit.job.record import DAMAGED, RUN_FILE, read_run
 from keras_convit.training.callbacks import RunCheckpoint
 
 CHECKPOINT_DIR = "checkpoint"
@@ -51,7 +51,7 @@ def choose_run_directory(config):
         saved = read_run(path)
         if not os.path.exists(path) or _is_empty(path):
             return path
-        if saved and saved["status"] != "finished" and saved["settings"] == settings:
+        if saved and saved["status"] in ("running", "failed") and saved["settings"] == settings:
             return path
     raise RunDirectoryError(f"No free run directory under {base}-*.")
 
@@ -68,6 +68,8 @@ def prepare_run_directory(config, output_dir, resume=False, overwrite=False, exp
       deletes it only once the new run can start (`clear_run_directory`).
     - An unfinished run that committed no epoch holds nothing to keep: a run with other
       settings replaces it.
+    - A damaged `run.json` (or checkpoint `state.json`) never blocks `overwrite=True`;
+      without it, the error names the file.
     - Anything else is an error: an existing run is never silently overwritten.
     Without an `output_dir` of the user's, `choose_run_directory` picks one.
 
@@ -92,6 +94,11 @@ def prepare_run_directory(config, output_dir, resume=False, overwrite=False, exp
         )
     if overwrite:
         return path, config, False
+    if saved["status"] == DAMAGED:
+        raise RunDirectoryError(
+            f"{saved['damaged']}: it cannot be resumed. Pass --overwrite to replace the run, or "
+            "choose another --output-dir."
+        )
     if saved["status"] == "finished":
         raise RunDirectoryError(
             f"{path} already holds a finished run ({_summary(path)}). Pass --overwrite to "
@@ -137,8 +144,10 @@ def _summary(path):
     metrics_file = os.path.join(path, METRICS_FILE)
     if not os.path.exists(metrics_file):
         return "no metrics.json"
-    with open(metrics_file) as file:
-        accuracy = json.load(file).get("test_accuracy")
-    return "test_accuracy " + (
-        "?" if accuracy is None or math.isnan(accuracy) else f"{accuracy:.4f}"
-    )
+    try:
+        with open(metrics_file, encoding="utf-8") as file:
+            accuracy = json.load(file).get("test_accuracy")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return f"{metrics_file} unreadable"
+    number = isinstance(accuracy, (int, float)) and not math.isnan(accuracy)
+    return "test_accuracy " + (f"{accuracy:.4f}" if number else "?")

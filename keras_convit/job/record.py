@@ -11,6 +11,8 @@ from keras_convit._files import write_json_atomically
 from keras_convit.version import __version__
 
 RUN_FILE = "run.json"
+STATUSES = ("running", "failed", "finished")
+DAMAGED = "damaged"  # the status `read_run` gives a run.json it cannot read
 # Settings renamed since runs were first recorded: a run of an earlier version still resumes.
 RENAMED_SETTINGS = {
     "lr": "learning_rate",
@@ -25,6 +27,10 @@ def read_run(path):
     """The `run.json` record of the run directory `path` (settings under today's names), or
     None when it holds none.
 
+    A file that is not a record (garbage, cut short, edited by hand) is read as the record of
+    a damaged run, `{"status": "damaged", "settings": {}, "damaged": why}`: `--overwrite`
+    replaces it, nothing resumes it, and every error about it names the file.
+
     Example:
     >>> import tempfile
     >>> folder = tempfile.mkdtemp()
@@ -32,13 +38,24 @@ def read_run(path):
     >>> record = read_run(folder)
     >>> record["status"], record["settings"]["epochs"]
     ('running', 3)
+    >>> _ = open(os.path.join(folder, "run.json"), "w").write("{garbage")
+    >>> read_run(folder)["status"]
+    'damaged'
     """
     run_file = os.path.join(path, RUN_FILE)
     if not os.path.exists(run_file):
         return None
-    with open(run_file, encoding="utf-8") as file:
-        record = json.load(file)
-    settings = record.get("settings", {})
+    try:
+        with open(run_file, encoding="utf-8") as file:
+            record = json.load(file)
+        if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+            raise ValueError("not a run record (no settings)")
+        if record.get("status") not in STATUSES:
+            raise ValueError(f"unknown status {record.get('status')!r}")
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        reason = f"{run_file} is damaged ({type(error).__name__}: {error})"
+        return {"status": DAMAGED, "settings": {}, "damaged": reason}
+    settings = record["settings"]
     record["settings"] = {RENAMED_SETTINGS.get(key, key): value for key, value in settings.items()}
     return record
 

@@ -1,5 +1,6 @@
 """Callbacks that make a run resumable and fail loudly: an atomic per-epoch checkpoint that also
-keeps the best weights and the full history, and a guard against a non-finite loss."""
+keeps the best weights and the full history; the guard against a non-finite loss and the epoch
+log additions are in `monitors.py`, imported here."""
 
 import contextlib
 import csv
@@ -7,24 +8,26 @@ import errno
 import json
 import math
 import os
-import time
+import shutil
+import warnings
 
 import keras
 import numpy as np
 
 from keras_convit._files import (
     atomic_path,
-    link_or_copy,
     save_weights_safely,
     write_json_atomically,
 )
 from keras_convit._keras_compat import set_initial_epoch
+from keras_convit.training.monitors import (  # noqa: F401 (re-exported: imported from here)
+    EpochTimer,
+    LearningRateLogger,
+    NonFiniteLossError,
+    NonFiniteLossGuard,
+)
 
 STATE_FILE = "state.json"
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
 
 
 class NonFiniteWeightsError(NonFiniteLossError):
@@ -35,44 +38,19 @@ class CheckpointWriteError(OSError):
     """The checkpoint of an epoch could not be written; the committed one is kept."""
 
 
-class NonFiniteLossGuard(keras.callbacks.Callback):
-    """Stops `fit` at the first batch whose running loss is NaN or infinite, by raising
-    `NonFiniteLossError`, before any epoch-end callback can save the broken weights.
-
-    Example:
-    >>> guard = keras_convit.training.NonFiniteLossGuard()
-    >>> guard.on_train_batch_end(0, {"loss": 0.5})  # finite: nothing happens
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            kept = (
-                f"The last good checkpoint (end of epoch {self.epoch}) is kept."
-                if self.epoch
-                else "No epoch had completed, so there is no checkpoint."
-            )
-            raise NonFiniteLossError(
-                f"The training loss became {float(loss)} at epoch {self.epoch + 1}, batch "
-                f"{batch + 1}; training stopped. {kept} Lower the learning rate or clip "
-                "gradients, then resume."
-            )
+class DamagedCheckpointError(ValueError):
+    """A checkpoint file cannot be read; the message names it and says what to do."""
 
 
 class RunCheckpoint(keras.callbacks.Callback):
     """Saves the whole training state after every epoch and restores it when `fit` starts.
 
-    `directory` holds `state.json` (the commit point, replaced atomically), the last epoch's
+    `directory` holds `state.json` (the commit point, replaced atomically), the last two epochs'
     weights with the optimizer state (so the schedule, AdamW moments and EMA resume exactly) and
-    the best epoch's weights by `monitor`. A run killed at any moment, even mid-write, restarts
-    from the last committed epoch; `fit(epochs=N)` then runs only the epochs left, so the run
+    a copy of the best epoch's weights by `monitor` (a copy, not a link: damage to one file
+    leaves the others). A run killed at any moment, even mid-write, restarts from the last
+    committed epoch; when that epoch's file is damaged (cut short, say), from the one before,
+    with a warning naming the file; `fit(epochs=N)` then runs only the epochs left, so the run
     ends with N epochs in all. An epoch whose weights are not all finite is never committed
     (`NonFiniteWeightsError`), and one that cannot be written, e.g. on a full disk, raises
     `CheckpointWriteError` (an `OSError`) with the committed state untouched. With
@@ -110,12 +88,22 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     @staticmethod
     def read_state(directory):
-        """The committed state dict of a checkpoint folder, or None when there is none."""
+        """The committed state dict of a checkpoint folder, or None when there is none; a
+        `state.json` that cannot be read raises `DamagedCheckpointError` naming it."""
         path = os.path.join(directory, STATE_FILE)
         if not os.path.exists(path):
             return None
-        with open(path) as file:
-            return json.load(file)
+        try:
+            with open(path, encoding="utf-8") as file:
+                state = json.load(file)
+            if not isinstance(state, dict) or not isinstance(state.get("epoch"), int):
+                raise ValueError("not a checkpoint state (no epoch count)")
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as error:
+            raise DamagedCheckpointError(
+                f"{path} is damaged ({type(error).__name__}: {error}): the run cannot resume. "
+                "Pass --overwrite to start the run again, or choose another --output-dir."
+            ) from error
+        return {**_empty_state(), **state}  # earlier versions wrote no "previous_weights"
 
     @property
     def epoch(self):
@@ -155,10 +143,39 @@ class RunCheckpoint(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(self.last_weights_path)
+        self._load_last_good_weights()
         set_initial_epoch(self.model, self.state["epoch"])
         if self.history_csv:  # a kill between the commit and the CSV left it an epoch behind
             self._write_history_csv(self.state)
+
+    def _load_last_good_weights(self):
+        """Loads the last epoch's weights; when that file is damaged, the previous epoch's,
+        and the state goes back to that epoch (with a warning naming the file)."""
+        try:
+            self.model.load_weights(self.last_weights_path)
+            return
+        except Exception as error:  # h5py and Keras raise OSError, ValueError, KeyError, ...
+            damaged = f"{self.last_weights_path} is damaged ({_short(error)})"
+        previous = self.state.get("previous_weights")
+        if previous is None:
+            raise DamagedCheckpointError(
+                f"{damaged} and no earlier checkpoint exists: the run cannot resume. Pass "
+                "--overwrite to start the run again, or choose another --output-dir."
+            )
+        try:
+            self.model.load_weights(self.path(previous))
+        except Exception as error:
+            raise DamagedCheckpointError(
+                f"{damaged}, and so is the one before, {self.path(previous)} ({_short(error)}): "
+                "the run cannot resume. Pass --overwrite to start the run again."
+            ) from error
+        epoch = self.state["epoch"] - 1
+        warnings.warn(
+            f"{damaged}: resuming from the checkpoint of epoch {epoch} instead "
+            f"({self.path(previous)}); epoch {epoch + 1} runs again.",
+            stacklevel=2,
+        )
+        self.state = _back_to(self.state, epoch, previous)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {key: _to_float(value) for key, value in (logs or {}).items()}
@@ -168,6 +185,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             values = state["history"].setdefault(key, [None] * state["epoch"])
             values.append(value)
         state["epoch"] = epoch + 1
+        state["previous_weights"] = state["last_weights"]
         state["last_weights"] = f"epoch-{epoch + 1:04d}.weights.h5"
 
         value = logs.get(self.monitor) if self.monitor else None
@@ -189,8 +207,9 @@ class RunCheckpoint(keras.callbacks.Callback):
             previous = self.last_weights_path  # the same model: its file has the same size
             size = os.path.getsize(previous) if previous else None
             save_weights_safely(self.model, self.path(state["last_weights"]), size)
-            if improved:
-                link_or_copy(self.path(state["last_weights"]), self.path(state["best_weights"]))
+            if improved:  # a copy: a damaged last file must not take the best with it
+                with atomic_path(self.path(state["best_weights"])) as temporary:
+                    shutil.copyfile(self.path(state["last_weights"]), temporary)
             write_json_atomically(os.path.join(self.directory, STATE_FILE), state)
         except Exception as error:
             self._remove_stale_files()  # this epoch's files: the committed state names none
@@ -218,32 +237,12 @@ class RunCheckpoint(keras.callbacks.Callback):
             ) from error
 
     def _remove_stale_files(self):
-        keep = {STATE_FILE, self.state["last_weights"], self.state["best_weights"]}
+        state = self.state
+        keep = {STATE_FILE, state["last_weights"], state["previous_weights"], state["best_weights"]}
         for name in os.listdir(self.directory):
             if name not in keep and (name.endswith(".weights.h5") or name.startswith("tmp-")):
                 with contextlib.suppress(OSError):  # cleaning up must not hide the real error
                     os.remove(os.path.join(self.directory, name))
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Adds the epoch's wall-clock seconds to the logs as "epoch_seconds"."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["epoch_seconds"] = time.perf_counter() - self._start
-
-
-class LearningRateLogger(keras.callbacks.Callback):
-    """Adds the optimizer's current learning rate to the epoch logs as "learning_rate"."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None and self.model.optimizer is not None:
-            logs["learning_rate"] = float(
-                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
-            )
 
 
 def _empty_state():
@@ -251,10 +250,24 @@ def _empty_state():
         "epoch": 0,
         "history": {},
         "last_weights": None,
+        "previous_weights": None,
         "best_epoch": None,
         "best_value": None,
         "best_weights": None,
     }
+
+
+def _back_to(state, epoch, weights):
+    """`state` as committed at the end of `epoch`, whose weights are the file `weights`."""
+    state = dict(state, epoch=epoch, last_weights=weights, previous_weights=None)
+    # The best stays: a copy of its own (whole unless it was damaged too), and the epoch run
+    # again replaces it only if it does at least as well.
+    state["history"] = {key: values[:epoch] for key, values in state["history"].items()}
+    return state
+
+
+def _short(error):
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
 def _to_float(value):
