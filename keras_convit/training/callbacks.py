@@ -148,6 +148,26 @@ class RunCheckpoint(keras.callbacks.Callback):
         if self.history_csv:  # a kill between the commit and the CSV left it an epoch behind
             self._write_history_csv(self.state)
 
+    def load_best_weights(self, model=None):
+        """Loads the best epoch's weights into `model` (default: the trained one); when that
+        file is damaged, the last epoch's, with a warning naming the file. An error names
+        every file tried."""
+        model = model or self.model
+        try:
+            model.load_weights(self.best_weights_path)
+            return self.best_weights_path
+        except Exception as error:
+            damaged = f"{self.best_weights_path} is damaged ({_short(error)})"
+        try:
+            model.load_weights(self.last_weights_path)
+        except Exception as error:
+            raise DamagedCheckpointError(
+                f"{damaged}, and so is {self.last_weights_path} ({_short(error)}). Pass "
+                "--overwrite to start the run again."
+            ) from error
+        warnings.warn(f"{damaged}: the last epoch's weights are used instead.", stacklevel=2)
+        return self.last_weights_path
+
     def _load_last_good_weights(self):
         """Loads the last epoch's weights; when that file is damaged, the previous epoch's,
         and the state goes back to that epoch (with a warning naming the file)."""

@@ -88,6 +88,11 @@ def test_a_truncated_last_checkpoint_resumes_from_the_one_before(tmp_path):
     assert len(history.history["loss"]) == 1  # epoch 3 only, run again
     assert checkpoint.epoch == 3 and len(checkpoint.history["loss"]) == 3
     _weights(tmp_path, "epoch-0003.weights.h5")  # rewritten whole
+    # The best weights, damaged, give way to the last epoch's, named in a warning.
+    best = tmp_path / f"best-epoch-{checkpoint.best_epoch:04d}.weights.h5"
+    best.write_bytes(b"cut")
+    with pytest.warns(UserWarning, match=f"{best} is damaged.*last epoch's weights"):
+        assert checkpoint.load_best_weights(_model()) == str(last_file)
 
 
 def test_damaged_checkpoints_with_nothing_to_fall_back_on_say_what_to_do(tmp_path):
