@@ -13,10 +13,10 @@ shows class indices. Images that do not decode are skipped and named on stderr. 
 or class name starting with =, +, -, @, a tab or a carriage return gets a leading apostrophe,
 so that a spreadsheet shows it as text instead of running it as a formula.
 
-An ONNX or LiteRT artefact needs only its runtime and Pillow (no TensorFlow, no Keras backend
-work). A SavedModel runs its own TensorFlow graph (it can read and write files) and a .pt2
-program can hold pickled objects: both load only with --unsafe. A model whose outputs are not
-finite (NaN weights) is an error; nothing is printed for it.
+An ONNX or LiteRT artefact needs only its runtime and Pillow beside Keras (no TensorFlow:
+Pillow decodes the images). A SavedModel runs its own TensorFlow graph (it can read and write
+files) and a .pt2 program can hold pickled objects: both load only with --unsafe. A model whose
+outputs are not finite (NaN weights) is an error; nothing is printed for it.
 
 Exit status: 0 when every image was classified or skipped as undecodable; 1 when an input
 names nothing (a missing file, a glob matching no image, a folder without images) but other
