@@ -315,6 +315,12 @@ def _paths_and_labels(files_per_class, class_names):
 def _classes_to_train(scan, root):
     """The scan's classes less those without a readable training image (warned); at least 2."""
     empty = scan.empty_classes
+    class_names = tuple(name for name in scan.class_names if name not in empty)
+    if not class_names:
+        unreadable = f" ({len(scan.unreadable)} unreadable)" if scan.unreadable else ""
+        raise DatasetUnavailableError(
+            f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {root!r}{unreadable}."
+        )
     if empty:
         test = scan.files.get("test", {})
         lost = sum(len(test.get(name, ())) for name in empty)
@@ -324,11 +330,9 @@ def _classes_to_train(scan, root):
             f"{', '.join(map(repr, empty))}.",
             stacklevel=3,
         )
-    class_names = tuple(name for name in scan.class_names if name not in empty)
     if len(class_names) < 2:
-        found = f"only {class_names[0]!r}" if class_names else "none"
         raise DatasetUnavailableError(
-            f"{root!r} has {found} of the class folders with images: a classifier needs at "
-            "least 2 classes (one sub-folder of images per class)."
+            f"{root!r} has images in one class folder only ({class_names[0]!r}): a classifier "
+            "needs at least 2 classes (one sub-folder of images per class)."
         )
     return class_names

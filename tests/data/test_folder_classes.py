@@ -20,7 +20,10 @@ def _folder(root, counts):
 
 def test_a_one_class_folder_is_refused(tmp_path):
     root = _folder(tmp_path / "one", {"cat": 3})
-    with pytest.raises(DatasetUnavailableError, match="only 'cat' .* at least 2 classes"):
+    with pytest.raises(
+        DatasetUnavailableError,
+        match="one class folder only .'cat'.: a classifier needs at least 2 classes",
+    ):
         folder_source(root)
 
 
