@@ -57,13 +57,14 @@ def read_header(contents):
     return None
 
 
-def check_pixels(header, max_pixels, name="image"):
+def check_pixels(header, max_pixels, name=None):
     """Raises `ImageTooLargeError` when `header` declares more than `max_pixels` pixels
-    (None: no limit); `name` (a path) leads the message."""
+    (None: no limit); `name` (a path), when given, leads the message."""
     if header is None or max_pixels is None or header.pixels <= max_pixels:
         return
     raise ImageTooLargeError(
-        f"{name}: {header.width}x{header.height} = {header.pixels:,} pixels, over the limit of "
+        ("" if name is None else f"{name}: ")
+        + f"{header.width}x{header.height} = {header.pixels:,} pixels, over the limit of "
         f"{max_pixels:,} (a decompression-bomb guard; raise it with "
         "keras_convit.data.images.set_max_image_pixels(n) or max_pixels=)"
     )

@@ -79,9 +79,8 @@ def decode_image(contents, max_pixels=None, name=None):
     limit = _limit(max_pixels)
     if tf.executing_eagerly():  # checked here, so the error is one clean line
         header = read_header(contents.numpy())
-        path = "image" if name is None else tf.convert_to_tensor(name).numpy().decode()
         try:
-            check_pixels(header, limit, path)
+            check_pixels(header, limit)  # the caller knows the path
         except ImageTooLargeError as error:
             raise tf.errors.InvalidArgumentError(None, None, str(error)) from None
         orientation = tf.constant(1 if header is None else header.orientation)
@@ -128,15 +127,46 @@ def image_error(path, max_pixels=None):
     try:
         with open(path, "rb") as file:
             contents = file.read()
-        check_pixels(read_header(contents), _limit(max_pixels), "image")
+        check_pixels(read_header(contents), _limit(max_pixels))
         decode_image(tf.constant(contents), max_pixels=max_pixels)
     except ImageTooLargeError as error:
-        return str(error).removeprefix("image: ")
+        return str(error)
     except OSError as error:
         return f"{type(error).__name__}: {error.strerror}"
     except tf.errors.OpError as error:
         return decode_error_reason(error)
     return None
+
+
+def image_header(path, max_pixels=None):
+    """The `ImageHeader` (size, EXIF orientation) of the image file at `path`, or None for a
+    format it does not know; raises `ImageTooLargeError` (a ValueError) over the pixel limit.
+    Plain Python: for decoders without TensorFlow (Pillow), with `orient_array`."""
+    with open(path, "rb") as file:
+        header = read_header(file.read())
+    check_pixels(header, _limit(max_pixels))
+    return header
+
+
+def orient_array(pixels, orientation):
+    """`orient` for a numpy (height, width, channels) array.
+
+    >>> pixels = np.arange(6).reshape(2, 3, 1)
+    >>> orient_array(pixels, 6)[..., 0].tolist()  # stored turned 90 anticlockwise
+    [[3, 0], [4, 1], [5, 2]]
+    """
+    import numpy as np
+
+    transposed = np.transpose(pixels, (1, 0, 2))
+    return {
+        2: lambda: pixels[:, ::-1],
+        3: lambda: pixels[::-1, ::-1],
+        4: lambda: pixels[::-1],
+        5: lambda: transposed,
+        6: lambda: transposed[:, ::-1],
+        7: lambda: transposed[::-1, ::-1],
+        8: lambda: transposed[::-1],
+    }.get(int(orientation), lambda: pixels)()
 
 
 def orient(image, orientation):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from keras_convit.data import images, scan_folder
-from keras_convit.data.image_header import read_header
+from keras_convit.data.image_header import ImageTooLargeError, read_header
 
 tf = pytest.importorskip("tensorflow")
 Image = pytest.importorskip("PIL.Image")
@@ -61,6 +61,10 @@ def test_each_exif_orientation_decodes_upright(tmp_path, orientation):
         expected = expected.transpose(PILLOW_TRANSPOSE[orientation])
     decoded = images.read_image(path).numpy()
     np.testing.assert_array_equal(decoded, np.asarray(expected))
+    # The plain-Python pair for decoders without TensorFlow (predict's Pillow path).
+    header = images.image_header(path)
+    assert (header.orientation, header.width, header.height) == (orientation, 12, 8)
+    np.testing.assert_array_equal(images.orient_array(stored, orientation), decoded)
     assert decoded.shape == ((12, 8, 3) if orientation >= 5 else (8, 12, 3))
     # Pillow's own decoder and exif_transpose agree within JPEG decoders' rounding.
     with Image.open(path) as opened:
@@ -105,6 +109,8 @@ def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
         assert images.max_image_pixels() is None
         assert images.image_error(str(small)) is None
         assert "1,024 pixels, over the limit of 1,000" in images.image_error(str(small), 1000)
+        with pytest.raises(ImageTooLargeError, match="32x32 = 1,024 pixels"):
+            images.image_header(str(small), max_pixels=1000)
     finally:
         images.set_max_image_pixels(previous)
     with pytest.raises(ValueError, match="max_pixels=0"):
