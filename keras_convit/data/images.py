@@ -66,18 +66,22 @@ def require_tensorflow():
         ) from error
 
 
-def decode_image(contents, max_pixels=None, name=None):
+def decode_image(contents, max_pixels=None, name=None, orientation=None):
     """The encoded image bytes `contents` (a string tensor) as a uint8 (height, width, 3)
     tensor, turned upright by its EXIF orientation. Images stay uint8 until augmentation: 4x
     less memory in shuffle buffers. Works eagerly and inside tf.data.
 
     The header is read first: more pixels than `max_pixels` (default: `max_image_pixels()`)
     raises `tf.errors.InvalidArgumentError` naming `name` (a path tensor or string) before any
-    pixel is decoded."""
+    pixel is decoded. Inside tf.data that read is a `tf.py_function` (about 0.5 ms an image,
+    under the GIL); a caller that read the header already, as the folder scan does, passes
+    its `orientation` (an int or int tensor) instead: nothing is read or checked then."""
     import tensorflow as tf
 
     limit = _limit(max_pixels)
-    if tf.executing_eagerly():  # checked here, so the error is one clean line
+    if orientation is not None:
+        orientation = tf.convert_to_tensor(orientation, "int32")
+    elif tf.executing_eagerly():  # checked here, so the error is one clean line
         header = read_header(contents.numpy())
         try:
             check_pixels(header, limit)  # the caller knows the path
@@ -109,33 +113,43 @@ def decode_image(contents, max_pixels=None, name=None):
     return image
 
 
-def read_image(path, max_pixels=None):
+def read_image(path, max_pixels=None, orientation=None):
     """`decode_image` of the file at `path`, upright by its EXIF orientation; raises
     `tf.errors.OpError` when it does not decode or is over the pixel limit (see
     `decode_error_reason`). This is the one reader of image files: the scan, the pipelines
     and `predict` call it."""
     import tensorflow as tf
 
-    return decode_image(tf.io.read_file(path), max_pixels=max_pixels, name=path)
+    return decode_image(
+        tf.io.read_file(path), max_pixels=max_pixels, name=path, orientation=orientation
+    )
 
 
 def image_error(path, max_pixels=None):
     """None when the file at `path` decodes as `read_image` decodes it, else the reason it
     does not, in one line (over the pixel limit, truncated, not an image, ...)."""
+    return inspect_image(path, max_pixels)[0]
+
+
+def inspect_image(path, max_pixels=None):
+    """(None, EXIF orientation) when the file at `path` decodes as `read_image` decodes it,
+    else (the reason it does not, in one line, 1): what the folder scan records of a file."""
     import tensorflow as tf
 
     try:
         with open(path, "rb") as file:
             contents = file.read()
-        check_pixels(read_header(contents), _limit(max_pixels))
-        decode_image(tf.constant(contents), max_pixels=max_pixels)
+        header = read_header(contents)
+        check_pixels(header, _limit(max_pixels))
+        orientation = 1 if header is None else header.orientation
+        decode_image(tf.constant(contents), orientation=orientation)
     except ImageTooLargeError as error:
-        return str(error)
+        return str(error), 1
     except OSError as error:
-        return f"{type(error).__name__}: {error.strerror}"
+        return f"{type(error).__name__}: {error.strerror}", 1
     except tf.errors.OpError as error:
-        return decode_error_reason(error)
-    return None
+        return decode_error_reason(error), 1
+    return None, orientation
 
 
 def image_header(path, max_pixels=None):

@@ -24,13 +24,13 @@ import warnings
 from keras_convit._files import keras_home, write_json_atomically
 from keras_convit.data.images import (
     TEST_FOLDER_NAMES,
-    image_error,
+    inspect_image,
     is_image_file,
     max_image_pixels,
 )
 
 CACHE_FILE_NAME = ".keras_convit_scan.json"
-_CACHE_VERSION = 2  # 2: EXIF orientation and the pixel limit
+_CACHE_VERSION = 3  # 3: EXIF orientations and the pixel limit
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -46,8 +46,10 @@ class ScanReport:
     test folder (`test_folder` names it). `unreadable` holds (path, reason) pairs of image files
     that do not decode; `skipped` counts the other entries of the class folders (files without
     an image extension, sub-folders); `decoded` the files this scan decoded (0 when all came
-    from the cache). `fingerprint` is a sha256 over the class names and the sorted relative
-    paths, sizes and mtimes of the kept images: it changes when the data does.
+    from the cache). `orientations[path]` is the EXIF orientation of each kept image that has
+    one other than 1 (read once here: the pipelines then read no header). `fingerprint` is a
+    sha256 over the class names and the sorted relative paths, sizes and mtimes of the kept
+    images: it changes when the data does.
     """
 
     root: str
@@ -59,6 +61,7 @@ class ScanReport:
     fingerprint: str
     test_folder: str = None
     cache_path: str = None
+    orientations: dict = dataclasses.field(default_factory=dict)
 
     @property
     def empty_classes(self):
@@ -130,7 +133,8 @@ def scan_folder(root, cache=True, progress=None, workers=None, max_pixels=None):
 
     cache_path = None if cache is False else _cache_path(root, cache)
     max_pixels = max_image_pixels() if max_pixels is None else max_pixels
-    # {key: None (decodes) or the reason it does not}; a cache of another limit is stale.
+    # {key: (None, orientation) or (the reason it does not decode, 1)}; a cache of another
+    # limit is stale.
     verdicts = _read_cache(cache_path, root, max_pixels)
     pending = [(path, key) for _, _, path, key in listed if key not in verdicts]
     if progress is None:
@@ -142,13 +146,16 @@ def scan_folder(root, cache=True, progress=None, workers=None, max_pixels=None):
         _write_cache(cache_path, root, current, max_pixels)
 
     files = {split: {name: [] for name in class_names} for split in folders}
-    unreadable, kept = list(broken.items()), []
+    unreadable, kept, orientations = list(broken.items()), [], {}
     for split, label, path, key in listed:
-        if current[key] is None:
+        reason, orientation = current[key]
+        if reason is None:
             files[split][class_names[label]].append(path)
             kept.append(key)
+            if orientation != 1:
+                orientations[path] = orientation
         else:
-            unreadable.append((path, current[key]))
+            unreadable.append((path, reason))
     return ScanReport(
         root=root,
         class_names=tuple(class_names),
@@ -162,6 +169,7 @@ def scan_folder(root, cache=True, progress=None, workers=None, max_pixels=None):
         fingerprint=_fingerprint(class_names, kept),
         test_folder=os.path.basename(folders["test"]) if "test" in folders else None,
         cache_path=cache_path,
+        orientations=orientations,
     )
 
 
@@ -231,7 +239,7 @@ def _list_files(root, class_names, folders):
 
 
 def _decode_all(paths, progress, workers, max_pixels):
-    """For each of `paths`, None if it decodes, else the reason it does not."""
+    """For each of `paths`, (None, EXIF orientation) if it decodes, else (why not, 1)."""
     if not paths:
         return []
     import keras
@@ -241,7 +249,7 @@ def _decode_all(paths, progress, workers, max_pixels):
     reasons = []
     # TensorFlow's eager kernels release the GIL, so threads decode in parallel.
     with concurrent.futures.ThreadPoolExecutor(workers) as executor:
-        for reason in executor.map(lambda path: image_error(path, max_pixels), paths):
+        for reason in executor.map(lambda path: inspect_image(path, max_pixels), paths):
             reasons.append(reason)
             if bar is not None:
                 bar.update(len(reasons))
@@ -264,7 +272,8 @@ def _cache_path(root, cache):
 
 
 def _read_cache(path, root, max_pixels):
-    """{(relative path, size, mtime_ns): reason or None} from `path`; {} if absent or stale."""
+    """{(relative path, size, mtime_ns): (reason or None, orientation)} from `path`; {} if
+    absent or stale."""
     if path is None or not os.path.isfile(path):
         return {}
     try:
@@ -278,7 +287,10 @@ def _read_cache(path, root, max_pixels):
         ):
             return {}
         files = data["files"].items()
-        return {(name, size, mtime): reason for name, (size, mtime, reason) in files}
+        return {
+            (name, size, mtime): (reason, int(orientation))
+            for name, (size, mtime, reason, orientation) in files
+        }
     except (OSError, ValueError, KeyError, TypeError):
         return {}  # an unreadable cache is only a slower scan
 
@@ -289,7 +301,10 @@ def _write_cache(path, root, verdicts, max_pixels):
         "decoder": _decoder_version(),
         "root": os.path.abspath(root),
         "max_pixels": max_pixels,
-        "files": {name: [size, mtime, reason] for (name, size, mtime), reason in verdicts.items()},
+        "files": {
+            name: [size, mtime, reason, orientation]
+            for (name, size, mtime), (reason, orientation) in verdicts.items()
+        },
     }
     try:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

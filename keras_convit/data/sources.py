@@ -177,11 +177,13 @@ def folder_source(root, test_fraction=0.2, seed=0, scan=None):
         paths, labels = files[split], {"train": train_labels, "test": test_labels}[split]
         if indices is not None:
             paths, labels = paths[np.asarray(indices)], labels[np.asarray(indices)]
-        dataset = tf.data.Dataset.from_tensor_slices((paths, labels.astype("int32")))
+        # The scan read each header (size checked, orientation kept): the map reads none.
+        turns = np.array([scan.orientations.get(path, 1) for path in paths], "int32")
+        dataset = tf.data.Dataset.from_tensor_slices((paths, turns, labels.astype("int32")))
         if shuffle_seed is not None:
             dataset = dataset.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
         return dataset.map(
-            lambda path, label: (read_image(path), label),
+            lambda path, turn, label: (read_image(path, orientation=turn), label),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
 

@@ -115,3 +115,20 @@ def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
         images.set_max_image_pixels(previous)
     with pytest.raises(ValueError, match="max_pixels=0"):
         images.set_max_image_pixels(0)
+
+
+def test_the_folder_pipeline_turns_images_upright_from_the_scan(tmp_path):
+    """The scan keeps each file's orientation (cached), so tf.data reads no header."""
+    from keras_convit.data import folder_source
+
+    for orientation in (1, 6, 8):
+        (tmp_path / f"class{orientation}").mkdir()
+        _oriented(tmp_path / f"class{orientation}" / "photo.jpg", orientation)
+    for _ in range(2):  # decoded, then from the cache
+        source = folder_source(str(tmp_path), test_fraction=0.0)
+        assert sorted(source.scan.orientations.values()) == [6, 8]
+        for image, label in source.make("train"):
+            name = source.class_names[int(label)]
+            path = str(tmp_path / name / "photo.jpg")
+            np.testing.assert_array_equal(image.numpy(), images.read_image(path).numpy())
+            assert image.shape == ((8, 12, 3) if name == "class1" else (12, 8, 3))
