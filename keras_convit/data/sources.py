@@ -58,7 +58,9 @@ class _LazyDict(dict):
         return value
 
 
-def resolve_source(dataset, data_dir=None, image_size=None, test_fraction=0.2, seed=0):
+def resolve_source(
+    dataset, data_dir=None, image_size=None, test_fraction=0.2, seed=0, max_pixels=None
+):
     """The source named by `dataset`: "digits", an existing folder path, or a TFDS name.
 
     Args:
@@ -71,6 +73,8 @@ def resolve_source(dataset, data_dir=None, image_size=None, test_fraction=0.2, s
         test_fraction: held-out share of each class when a folder or the digits have no test
             split of their own.
         seed: seed of that held-out split.
+        max_pixels: a folder's images over this many pixels are left out as unreadable;
+            default `keras_convit.data.images.max_image_pixels()` (see `scan_folder`).
 
     Example:
     >>> source = keras_convit.data.resolve_source("digits")
@@ -82,7 +86,7 @@ def resolve_source(dataset, data_dir=None, image_size=None, test_fraction=0.2, s
     if dataset.startswith("tfds:"):
         return tfds_source(dataset[len("tfds:") :], data_dir=data_dir)
     if os.path.isdir(dataset):
-        return folder_source(dataset, test_fraction=test_fraction, seed=seed)
+        return folder_source(dataset, test_fraction=test_fraction, seed=seed, max_pixels=max_pixels)
     if os.sep in dataset or dataset.startswith("."):
         raise DatasetUnavailableError(
             f"No folder at {dataset!r}. A folder data set holds one sub-folder of images per "
@@ -120,7 +124,7 @@ def digits_source(image_size=8, test_fraction=0.2, seed=0):
     )
 
 
-def folder_source(root, test_fraction=0.2, seed=0, scan=None):
+def folder_source(root, test_fraction=0.2, seed=0, scan=None, max_pixels=None):
     """Images in `root/<class>/*.jpg|png|...`, or in `root/train/<class>/` and `root/test/`
     (or `val/`, `validation/`) with the same classes. Classes and files are taken in sorted
     order; without a test folder, `test_fraction` of each class is held out with `seed`.
@@ -130,7 +134,8 @@ def folder_source(root, test_fraction=0.2, seed=0, scan=None):
 
     The folder is scanned first (`scan_folder`, cached in `root/.keras_convit_scan.json` or
     under the Keras home): files that do not decode are left out, with a warning, and the
-    `ScanReport` is the source's `scan`. Pass `scan` (a report of this `root`) to reuse one.
+    `ScanReport` is the source's `scan`. Pass `scan` (a report of this `root`) to reuse one;
+    `max_pixels` is the scan's pixel limit (see `scan_folder`).
 
     Example:
     >>> import pathlib, tempfile
@@ -147,7 +152,7 @@ def folder_source(root, test_fraction=0.2, seed=0, scan=None):
     ('test', ())
     """
     if scan is None:
-        scan = scan_folder(root)
+        scan = scan_folder(root, max_pixels=max_pixels)
     elif os.path.abspath(scan.root) != os.path.abspath(root):
         raise ValueError(f"scan is a report of {scan.root!r}, not of root={root!r}.")
     if scan.unreadable:

@@ -40,3 +40,15 @@ def test_an_empty_class_folder_is_warned_and_left_out(tmp_path):
     root = _folder(tmp_path / "sparse", {"ant": 0, "bee": 0, "cat": 2})
     with pytest.warns(UserWarning), pytest.raises(DatasetUnavailableError, match="at least 2"):
         folder_source(root)
+
+
+def test_the_pixel_limit_reaches_the_scan_through_the_source(tmp_path):
+    """`resolve_source(max_pixels=)` is the hook of a command-line flag: 8x8 images are 64
+    pixels, so a limit of 63 leaves each class empty (the source is then refused)."""
+    from keras_convit.data import resolve_source
+
+    root = _folder(tmp_path / "two", {"ant": 2, "bee": 2})
+    assert resolve_source(root, max_pixels=64).num_classes == 2
+    with pytest.warns(UserWarning, match="64 pixels, over the limit of 63"):
+        with pytest.raises(DatasetUnavailableError, match=r"No images .*\(4 unreadable\)"):
+            resolve_source(root, max_pixels=63)
