@@ -22,6 +22,8 @@ from keras_convit.models import (
     ConViTTinyPlus,
     feature_extractor,
     from_preset,
+    save_to_preset,
+    upload_preset,
 )
 from keras_convit.models.preprocessing import decode_predictions, preprocess_input
 from keras_convit.presets import PRESETS
@@ -51,6 +53,8 @@ __all__ = [
     "models",
     "preprocess_input",
     "presets",
+    "save_to_preset",
     "training",
+    "upload_preset",
     "weights",
 ]

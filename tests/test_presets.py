@@ -95,3 +95,14 @@ def test_classifier_activation_follows_keras_applications_with_weights(tmp_path)
                                classifier_activation="relu", compile=False)  # fmt: skip
     assert relu.get_layer("head").activation is keras.activations.relu
     assert np.all(keras.ops.convert_to_numpy(relu(np.zeros((1, 32, 32, 3)))) >= 0)
+
+
+def test_a_depth_override_keeps_the_late_blocks_and_the_head_follows_classes():
+    # The README's example: ConViT-S at depth 6 keeps its 2 attention blocks after the token.
+    model = keras_convit.from_preset("convit_small", depth=6, input_shape=(32, 32, 3))
+    attention = [type(model.get_layer(f"blocks_{i}").attn).__name__ for i in range(6)]
+    assert attention == ["GatedPositionalSelfAttention"] * 4 + ["MultiHeadSelfAttention"] * 2
+    assert model.output_shape == (None, 1000)
+    assert keras_convit.from_preset("convit_digits", classes=10).output_shape == (None, 10)
+    with pytest.raises(ValueError, match="local_up_to_layer"):
+        keras_convit.from_preset("convit_small", depth=6, local_up_to_layer=7)

@@ -9,12 +9,15 @@ from keras_convit.models.conversion import (
 from keras_convit.models.convit import ConViT
 from keras_convit.models.default_compile import compile_classifier, default_jit_compile
 from keras_convit.models.features import TokenMap, feature_extractor
+from keras_convit.models.hub import from_preset, preset_folder, upload_preset
 from keras_convit.models.labels import (
     ClassifierAccuracy,
     ClassifierCrossentropy,
     ClassifierTopKAccuracy,
     outputs_logits,
 )
+from keras_convit.models.model_arguments import convit_arguments
+from keras_convit.models.preset_files import load_preset, save_to_preset
 from keras_convit.models.variants import (
     ConViTBase,
     ConViTBasePlus,
@@ -22,7 +25,6 @@ from keras_convit.models.variants import (
     ConViTSmallPlus,
     ConViTTiny,
     ConViTTinyPlus,
-    from_preset,
 )
 from keras_convit.models.weight_decay import ConViTAdamW, no_weight_decay_variables
 
@@ -40,12 +42,17 @@ __all__ = [
     "ConViTTinyPlus",
     "TokenMap",
     "compile_classifier",
+    "convit_arguments",
     "convert_weights",
     "default_jit_compile",
     "describe_architecture",
     "feature_extractor",
     "from_preset",
+    "load_preset",
     "model_from_weights",
     "no_weight_decay_variables",
     "outputs_logits",
+    "preset_folder",
+    "save_to_preset",
+    "upload_preset",
 ]

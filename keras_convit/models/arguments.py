@@ -81,12 +81,13 @@ def validate_head(include_top, pooling, classes):
 
 
 def validate_dtype(dtype):
-    """`dtype` (None, a policy name such as "mixed_bfloat16", a dtype or a `DTypePolicy`) as a
-    `DTypePolicy`, or None for the global policy."""
+    """`dtype` (None, a policy name such as "mixed_bfloat16", a dtype or a `DTypePolicy`) as
+    the policy's name (which every layer's config can hold), or None for the global
+    policy."""
     if dtype is None:
         return None
     try:
-        return keras.dtype_policies.get(dtype)
+        return keras.dtype_policies.get(dtype).name
     except (ValueError, TypeError):
         raise ValueError(
             '`dtype` must be None, a dtype policy name ("float32", "mixed_bfloat16", '
