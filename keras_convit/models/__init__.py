@@ -7,7 +7,11 @@ from keras_convit.models.conversion import (
     model_from_weights,
 )
 from keras_convit.models.convit import ConViT
-from keras_convit.models.default_compile import compile_classifier, default_jit_compile
+from keras_convit.models.default_compile import (
+    compile_classifier,
+    compile_portably,
+    default_jit_compile,
+)
 from keras_convit.models.features import TokenMap, feature_extractor
 from keras_convit.models.hub import from_preset, preset_folder, upload_preset
 from keras_convit.models.labels import (
@@ -42,6 +46,7 @@ __all__ = [
     "ConViTTinyPlus",
     "TokenMap",
     "compile_classifier",
+    "compile_portably",
     "convit_arguments",
     "convert_weights",
     "default_jit_compile",

@@ -24,15 +24,32 @@ def default_jit_compile():
     return "auto" if tf.distribute.has_strategy() else True
 
 
+def compile_portably(model, jit_compile=None, **arguments):
+    """`model.compile(**arguments)` with `jit_compile` (default: `default_jit_compile()`) for
+    this process, but saved in the model's compile config as None: Keras then resolves it
+    when the model runs, by the rule of the backend that loaded the `.keras` file.
+
+    Keras 3.15 stores the `jit_compile` that `compile` resolved ("auto" becomes True on JAX),
+    so a file saved on JAX loaded on PyTorch ran under `torch.compile` (62 s for its first
+    `predict`), and one saved on PyTorch ran eagerly on JAX (15x slower). A None in the config
+    is resolved lazily, as "auto", on every load and every re-save. On TensorFlow that is
+    Keras' rule (XLA only with a GPU), not `default_jit_compile`'s (XLA on CPUs too).
+    """
+    model.compile(**arguments, jit_compile=None)
+    jit_compile = default_jit_compile() if jit_compile is None else jit_compile
+    if jit_compile != "auto":
+        model.jit_compile = jit_compile  # this process only; the config keeps None
+
+
 def compile_classifier(model):
     """AdamW (lr 1e-3, weight decay 0.05 off the reference's no-decay variables), cross-entropy
     on integer or one-hot / soft labels (from logits unless the head ends in a softmax) and
     accuracy."""
-    model.compile(
+    compile_portably(
+        model,
         optimizer=ConViTAdamW(
             learning_rate=DEFAULT_LEARNING_RATE, weight_decay=DEFAULT_WEIGHT_DECAY
         ),
         loss=ClassifierCrossentropy(from_logits=outputs_logits(model)),
         metrics=[ClassifierAccuracy()],
-        jit_compile=default_jit_compile(),
     )
