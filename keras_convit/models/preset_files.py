@@ -161,6 +161,11 @@ def load_preset(directory, **overrides):
     ones: it loads as saved; another `classes` keeps every weight but a new head (as
     `weights=`), another input size resamples the position embedding. Compiled as `ConViT`
     compiles (`compile=False` to skip)."""
+    if "weights" in overrides:
+        raise ValueError(
+            "A saved preset brings its own weights: drop `weights=`, or build the named preset "
+            "(`from_preset(name, weights=...)`)."
+        )
     config, _, _ = read_preset_folder(directory)
     arguments = {**config["config"], **overrides}
     if "input_tensor" in overrides and "input_shape" not in overrides:

@@ -97,6 +97,8 @@ def test_each_bad_preset_is_one_clear_error(saved, tmp_path):
             "no weights file",
         ),
     ]
+    with pytest.raises(ValueError, match="brings its own weights"):
+        keras_convit.from_preset(folder, weights="other.weights.h5")
     for handle, error, message in cases:
         with pytest.raises(error, match=message):
             keras_convit.from_preset(handle)
