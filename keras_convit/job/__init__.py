@@ -11,6 +11,12 @@ from keras_convit.job.directory import (
     clear_run_directory,
     prepare_run_directory,
 )
+from keras_convit.job.fine_tuning import (
+    SourceWeights,
+    WeightsSourceError,
+    fine_tuning_defaults,
+    read_source_weights,
+)
 from keras_convit.job.lock import RunLockedError, run_lock
 from keras_convit.job.model import build_model
 from keras_convit.job.record import read_run, write_run
@@ -21,17 +27,21 @@ __all__ = [
     "ConfigError",
     "RunDirectoryError",
     "RunLockedError",
+    "SourceWeights",
     "TrainConfig",
     "build_model",
     "choose_run_directory",
     "clear_run_directory",
     "confusion_matrix",
+    "fine_tuning_defaults",
     "held_out_report",
     "prepare_run_directory",
     "read_run",
+    "read_source_weights",
     "run_lock",
     "run_training",
     "small_data_defaults",
     "training_callbacks",
+    "WeightsSourceError",
     "write_run",
 ]

@@ -6,6 +6,7 @@ import math
 import os
 
 from keras_convit.data.augmentation import Augmentation
+from keras_convit.job.fine_tuning import fine_tuning_defaults
 from keras_convit.models.convit import ConViT
 from keras_convit.models.default_compile import DEFAULT_LEARNING_RATE
 from keras_convit.presets import BASELINES, PRESETS, canonical_name, get_preset
@@ -94,6 +95,7 @@ RECIPE_SETTINGS = (
     "clipnorm",
     "use_ema",
     "ema_momentum",
+    "layer_decay",
 )
 
 
@@ -115,6 +117,9 @@ class TrainConfig:
     data_dir: str = None
     model: str = None
     model_args: dict = dataclasses.field(default_factory=dict)
+    weights: str = None
+    layer_decay: float = None
+    freeze_backbone: bool = False
     baseline: str = None
     teacher: str = None
     image_size: int = None
@@ -143,19 +148,29 @@ class TrainConfig:
         """A copy with the data set's defaults filled in and the learning rate computed.
 
         `train_size`, the number of training images when known, makes a small folder or TFDS
-        set take `small_data_defaults` for the settings left None.
+        set take `small_data_defaults` for the settings left None. Starting from `weights`
+        takes `fine_tuning_defaults` on top.
         """
         defaults = DIGITS_DEFAULTS if self.dataset == "digits" else PAPER_DEFAULTS
         if self.dataset != "digits" and train_size is not None:
             small = small_data_defaults(train_size, self.batch_size, self.epochs)
-            if self.base_learning_rate is not None:
-                small.pop("learning_rate")  # a given base rate keeps the linear scaling rule
             defaults = {**defaults, **small}
         values = dataclasses.asdict(self)
         for key, value in defaults.items():
             if values[key] is None:
                 values[key] = value
-        values["model"] = self._model_name()
+        if self.weights is not None:
+            scratch = recipe.peak_learning_rate(
+                values["batch_size"], values["learning_rate"], values["base_learning_rate"]
+            )
+            small = train_size is not None and train_size < SMALL_DATA_IMAGES
+            steps = max(train_size // values["batch_size"], 1) if small else None
+            for key, value in fine_tuning_defaults(scratch, steps, self.freeze_backbone).items():
+                if getattr(self, key) is None:
+                    values[key] = value
+        if self.base_learning_rate is not None and self.learning_rate is None:
+            values["learning_rate"] = None  # a given base rate keeps the linear scaling rule
+        values["model"] = self.model_name()
         if isinstance(values["baseline"], str):
             values["baseline"] = values["baseline"].replace("-", "_")
         values["image_size"] = self.resolved_image_size()
@@ -171,9 +186,10 @@ class TrainConfig:
         known before the data set's size is."""
         if self.image_size is not None:
             return self.image_size
-        return get_preset(self._model_name()).input_size[0]
+        return get_preset(self.model_name()).input_size[0]
 
-    def _model_name(self):
+    def model_name(self):
+        """The canonical name of `model`, or of the data set's default model."""
         defaults = DIGITS_DEFAULTS if self.dataset == "digits" else PAPER_DEFAULTS
         name = self.model or defaults["model"]
         if canonical_name(name) is None:
@@ -207,6 +223,11 @@ class TrainConfig:
             ("drop_path_rate", 0.0 <= self.drop_path_rate < 1.0, "in [0, 1)"),
             ("label_smoothing", 0.0 <= self.label_smoothing < 1.0, "in [0, 1)"),
             ("repeats", self.repeats is None or self.repeats >= 1, ">= 1"),
+            (
+                "layer_decay",
+                self.layer_decay is None or 0.0 < self.layer_decay <= 1.0,
+                "None or in (0, 1]",
+            ),
             ("analysis_every", self.analysis_every >= 0, ">= 0 (0: off)"),
         ]
         for name, ok, expected in checks:
@@ -240,6 +261,11 @@ class TrainConfig:
                 f"--image-size {self.image_size} with {patch_size}x{patch_size} patches gives a "
                 f"{grid}x{grid} patch grid: GPSA needs at least 2x2 patches to be local; raise "
                 "--image-size or choose a model with smaller patches."
+            )
+        if self.freeze_backbone and self.weights is None:
+            found.append(
+                "--freeze-backbone without --weights trains a linear probe of random features; "
+                "pass --weights to probe pretrained ones."
             )
         if steps_per_epoch * self.epochs < 10:
             found.append(
@@ -277,6 +303,8 @@ class TrainConfig:
         name = f"{_slug(self.dataset)}-{self.model}"
         if self.baseline:
             name += f"-{self.baseline.replace('_', '-')}"
+        if self.weights:
+            name += "-probe" if self.freeze_backbone else "-finetuned"
         if self.teacher:
             name += "-distilled"
         if self.fraction < 1.0:

@@ -9,6 +9,8 @@ A run directory holds:
     model.keras           the whole model with those weights, compiled as it was trained
     metrics.json          test accuracy, loss, per-class accuracy and confusion matrix of that
                           model on the held-out test split, ...
+    preset/               that model as a preset (`keras_convit.from_preset("RUN/preset")`),
+                          with a model card of the run's settings and metrics
     learning_curves.png   loss, accuracy and learning rate per epoch
     confusion_matrix.png  the test confusion matrix
     unreadable.txt        the images of a folder data set that do not decode (left out)
@@ -29,6 +31,7 @@ from keras_convit.training.callbacks import RunCheckpoint
 CHECKPOINT_DIR = "checkpoint"
 UNREADABLE_FILE = "unreadable.txt"
 METRICS_FILE = "metrics.json"
+PRESET_DIR = "preset"
 
 
 class RunDirectoryError(RuntimeError):

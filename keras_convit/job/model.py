@@ -1,4 +1,5 @@
-"""The model a run trains: its preset, the baseline or ablation asked for, and the teacher of a
+"""The model a run trains: its preset, the baseline or ablation asked for, the weights it starts
+from (a new head where the classes differ), a frozen backbone, and the teacher of a
 distillation."""
 
 import keras
@@ -6,12 +7,19 @@ import keras
 from keras_convit.models.variants import from_preset
 from keras_convit.presets import BASELINES, DEIT_TWIN_SUFFIX
 
+# What a linear probe trains (`freeze_backbone`): the classifiers, DeiT's two included.
+HEAD_LAYERS = ("head", "heads")
 
-def build_model(config, num_classes):
+
+def build_model(config, num_classes, weights=None):
     """The model of `config` (resolved): its preset with `config.model_args` on top; with
     `config.baseline` "deit" its DeiT twin (the `*_deit` preset's layout), with "in_place"
     the in-place ablation (`keras_convit.presets.BASELINES`); with `config.teacher`, with a
     distillation token and head.
+
+    `weights` ("imagenet" or a weight file, see `keras_convit.weights.load_weights`) are
+    loaded, the position embedding resampled to `config.image_size` and the head new where
+    the classes differ. With `config.freeze_backbone` only the head trains (a linear probe).
 
     Example:
     >>> config = keras_convit.job.TrainConfig(baseline="deit").resolved()
@@ -26,15 +34,20 @@ def build_model(config, num_classes):
         name += DEIT_TWIN_SUFFIX if config.baseline == "deit" else f"_{config.baseline}"
     if config.teacher:
         arguments["distillation"] = True
-    return from_preset(
+    model = from_preset(
         config.model,
         **arguments,
         drop_path_rate=config.drop_path_rate,
         input_shape=(config.image_size, config.image_size, 3),
         classes=num_classes,
+        weights=weights,
         compile=False,
         name=name,
     )
+    if config.freeze_backbone:
+        for layer in model.layers:
+            layer.trainable = layer.name in HEAD_LAYERS
+    return model
 
 
 def load_teacher(path):

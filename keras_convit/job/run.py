@@ -23,16 +23,25 @@ from keras_convit.data.sources import resolve_source
 from keras_convit.job.directory import (
     CHECKPOINT_DIR,
     METRICS_FILE,
+    PRESET_DIR,
     UNREADABLE_FILE,
     RunDirectoryError,
     choose_run_directory,
     clear_run_directory,
     prepare_run_directory,
 )
+from keras_convit.job.fine_tuning import (
+    RUN_MODEL_FILE,
+    read_source_weights,
+    weight_file,
+    with_model_of_weights,
+)
 from keras_convit.job.lock import LOCK_FILE, run_lock
 from keras_convit.job.model import build_model, load_teacher
 from keras_convit.job.record import read_run, write_run
 from keras_convit.job.report import held_out_report, plot_run
+from keras_convit.models.default_compile import compile_portably
+from keras_convit.models.preset_files import save_to_preset
 from keras_convit.training.callbacks import (
     EpochTimer,
     LearningRateLogger,
@@ -53,13 +62,22 @@ class _Run:
     saved: dict  # the run.json found there, or None
     data: object  # a `DataBundle`
     scan: object  # the folder data set's `ScanReport`, or None
+    source: object = None  # the `SourceWeights` of `--weights`, read before the run started
 
     @property
     def fingerprint(self):
         return self.scan.fingerprint if self.scan is not None else None
 
+    @property
+    def source_record(self):
+        """What run.json keeps of the source weights: read now, or by the run resumed."""
+        if self.resuming and self.saved is not None:
+            return self.saved.get("source_weights")
+        return self.source.record() if self.source is not None else None
+
     def record(self, status, error=None):
-        write_run(self.path, self.config, status, data_fingerprint=self.fingerprint, error=error)
+        source, fingerprint = self.source_record, self.fingerprint
+        write_run(self.path, self.config, status, fingerprint, error, source_weights=source)
 
 
 def run_training(
@@ -110,6 +128,10 @@ def run_training(
     """
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
+    # A resumed run continues from its own checkpoint, never again from its source weights.
+    weights = read_source_weights(config.weights) if config.weights and not resume else None
+    if weights is not None:
+        config = with_model_of_weights(config, weights)
     source = None
     if data is None:
         source = resolve_source(
@@ -136,6 +158,7 @@ def run_training(
                 config, output_dir, resume, overwrite, explicit
             )
             run = _start(path, config, resuming, source, data, accept_data_change)
+            run = dataclasses.replace(run, source=weights)
             return _train(run, verbose)
     finally:
         _remove_unused_lock(output_dir, created, locked_before)
@@ -218,13 +241,20 @@ def _check_data_change(run, accept_data_change):
 def _train(run, verbose):
     """Builds the model, trains it (the directory changes only from here), reports and plots."""
     config, data = run.config, run.data
-    model = build_model(config, data.num_classes)
-    model.compile(**config.compile_arguments(model, data.steps_per_epoch))
+    if run.resuming or run.source is None:
+        model = build_model(config, data.num_classes)
+    elif run.source.architecture is None:  # "imagenet"
+        model = build_model(config, data.num_classes, weights=run.source.path)
+    else:
+        with weight_file(run.source.path) as file:
+            model = build_model(config, data.num_classes, weights=file)
+    # Saved with jit_compile None: the .keras file follows the loading backend's rule.
+    compile_portably(model, **config.compile_arguments(model, data.steps_per_epoch))
     # What `fit` trains: the model, or a distiller of it whose weights hold the teacher's too.
     trainee = model
     if config.teacher:
         trainee = HardDistillation(model, load_teacher(config.teacher))
-        trainee.compile(**config.compile_arguments(trainee, data.steps_per_epoch))
+        compile_portably(trainee, **config.compile_arguments(trainee, data.steps_per_epoch))
 
     if not run.resuming and run.saved is not None:
         clear_run_directory(run.path)
@@ -252,7 +282,7 @@ def _train(run, verbose):
             verbose=verbose,
             shuffle=False,  # the pipeline shuffles
         )
-        trainee.load_weights(checkpoint.best_weights_path)
+        checkpoint.load_best_weights(trainee)
         if config.use_ema:
             # The file holds the raw weights and, in the optimizer, their average: use it.
             trainee.optimizer.finalize_variable_values(trainee.trainable_variables)
@@ -288,9 +318,10 @@ def _finish(run, model, checkpoint, report):
         "settings": dataclasses.asdict(run.config),
     }
     save_weights_safely(model, os.path.join(path, "best.weights.h5"))
-    with atomic_path(os.path.join(path, "model.keras")) as temporary:
+    with atomic_path(os.path.join(path, RUN_MODEL_FILE)) as temporary:
         model.save(temporary)
     write_json_atomically(os.path.join(path, METRICS_FILE), metrics)
+    save_to_preset(model, os.path.join(path, PRESET_DIR), run_directory=path)
     plot_run(path, run.config, checkpoint.history, report)
     run.record("finished")
     shutil.rmtree(os.path.join(path, CHECKPOINT_DIR), ignore_errors=True)
