@@ -115,7 +115,11 @@ def weight_file(path):
     with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as folder:
         if "model.weights.h5" not in archive.namelist():
             raise ValueError(f"{path} is a zip archive, not a .keras model (no model.weights.h5)")
-        yield archive.extract("model.weights.h5", folder)
+        extracted = archive.extract("model.weights.h5", folder)
+        try:
+            yield extracted
+        except ValueError as error:  # name the user's file, not the temporary one
+            raise ValueError(str(error).replace(extracted, path)) from error
 
 
 def model_of_weights(architecture, default_model):

@@ -33,6 +33,7 @@ from keras_convit.weights.resampling import resample_position_embedding
 
 logger = logging.getLogger(__name__)
 PATCH_KERNEL = "patch_embed.proj.weight"
+MISMATCHES_LISTED = 3  # per kind, in a load's error
 
 
 def validate_weights_argument(weights, architecture=None):
@@ -262,10 +263,12 @@ def _mismatch_message(model, source, missing, unexpected, mismatched, variables)
         "the architecture); the model is unchanged."
     ]
 
-    def listing(title, entries):
+    def listing(title, entries):  # the first few: a whole other architecture lists hundreds
         if entries:
             lines.append(f"{title} ({len(entries)}):")
-            lines.extend(f"  {entry}" for entry in entries)
+            lines.extend(f"  {entry}" for entry in entries[:MISMATCHES_LISTED])
+            if len(entries) > MISMATCHES_LISTED:
+                lines.append(f"  ... and {len(entries) - MISMATCHES_LISTED} more")
 
     shapes = {key: reference_shape(v.path, v.shape) for key, v in variables.items()}
     listing("Missing from the file", [f"{key} {shapes[key]}" for key in missing])

@@ -112,3 +112,17 @@ def test_weights_that_are_not_there_are_one_line(weights, message, tmp_path, cap
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
     assert not os.path.exists(tmp_path / "x")
+
+
+def test_weights_of_another_width_are_one_line_naming_the_first_mismatches(
+    pretrained, tmp_path, capsys
+):
+    wider = json.dumps({**TINY, "hidden_dim": 32})
+    output = tmp_path / "wider"
+    flags = ["--weights", pretrained, "--output-dir", str(output), "--image-size", "8"]
+    assert main(["train", *flags, "--model-args", wider]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert os.path.join(pretrained, "model.keras") in error  # the user's file, not a temporary
+    assert "patch_embed.proj.weight: file (16, 3, 4, 4) vs model (32, 3, 4, 4)" in error
+    assert "more" in error and not output.exists()
