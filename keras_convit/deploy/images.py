@@ -16,7 +16,9 @@ from keras_convit.data.crop import RandomResizedCrop
 from keras_convit.data.images import (
     IMAGE_EXTENSIONS,
     decode_error_reason,
+    image_header,
     is_image_file,
+    orient_array,
     read_image,
 )
 
@@ -128,11 +130,13 @@ def _pillow_decode(path):
     from PIL import Image
 
     try:
+        header = image_header(path)  # the pixel limit, before decoding; the EXIF orientation
         with Image.open(path) as image:
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16 bits: scaled as TF does
                 pixels = np.asarray(image, dtype="float64")
                 image = Image.fromarray((pixels / 257.0).round().clip(0, 255).astype("uint8"))
-            return np.asarray(image.convert("RGB"), dtype="uint8")
+            pixels = np.asarray(image.convert("RGB"), dtype="uint8")
+        return orient_array(pixels, header.orientation if header is not None else 1)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise _Unreadable(str(error) or type(error).__name__) from error
 
