@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from harness import tiny_convit
 
-import keras_convit
 from keras_convit.training import LayerDecayAdamW, deit_recipe
 from keras_convit.training.layer_decay import layer_scale, model_depth
 from keras_convit.weights.reference_names import reference_key
@@ -15,16 +14,7 @@ DECAY = 0.5  # far from 1, so a block off by one changes its rate by half
 
 
 def _model():
-    # timm's ConVit(img_size=32, embed_dim=16, num_heads=4, depth=3, local_up_to_layer=2).
-    return keras_convit.ConViT(
-        hidden_dim=64,
-        num_heads=4,
-        depth=3,
-        local_up_to_layer=2,
-        input_shape=(32, 32, 3),
-        classes=5,
-        compile=False,
-    )
+    return tiny_convit(compile=False)  # timm: ConVit(img_size=32, patch_size=8, embed_dim=8, ...)
 
 
 def test_scales_and_decay_match_timms_parameter_groups():
@@ -34,7 +24,10 @@ def test_scales_and_decay_match_timms_parameter_groups():
     from timm.models.convit import ConVit
     from timm.optim._param_groups import param_groups_layer_decay
 
-    reference = ConVit(img_size=32, embed_dim=16, num_heads=4, depth=3, local_up_to_layer=2)
+    # timm's embed_dim is per head: 8 x 4 heads, the harness's 32 wide.
+    reference = ConVit(
+        img_size=32, patch_size=8, embed_dim=8, num_heads=4, depth=3, local_up_to_layer=2
+    )
     groups = param_groups_layer_decay(
         reference, 0.05, reference.no_weight_decay(), layer_decay=DECAY
     )
