@@ -25,13 +25,15 @@ def from_preset(preset, **kwargs):
     saved, weights included; `classes=N` then keeps every weight but a new head, and another
     `input_shape` resamples the position embedding.
 
-    Example:
-    >>> model = keras_convit.from_preset("convit_digits", classes=10, compile=False)
-    >>> model.name, model.input_shape
-    ('convit_digits', (None, 16, 16, 3))
-    >>> shallow = keras_convit.from_preset("convit_digits", depth=2, classes=10, compile=False)
-    >>> [shallow.get_layer(f"blocks_{i}").use_gpsa for i in range(2)]
-    [True, False]
+    Example (a named preset, saved to a folder and loaded from it):
+    >>> import tempfile
+    >>> model = keras_convit.from_preset("convit_digits", depth=2, classes=10, compile=False)
+    >>> folder = tempfile.mkdtemp()
+    >>> keras_convit.save_to_preset(model, folder) == folder
+    True
+    >>> loaded = keras_convit.from_preset(folder)
+    >>> loaded.output_shape, [loaded.get_layer(f"blocks_{i}").use_gpsa for i in range(2)]
+    ((None, 10), [True, False])
     """
     if _is_handle(preset):
         return load_preset(preset_folder(preset), **kwargs)
