@@ -28,3 +28,10 @@ def test_pillow_refuses_an_image_over_the_pixel_limit_before_decoding(tmp_path):
     path = str(_bomb_png(tmp_path / "huge.png"))
     with pytest.raises(images._Unreadable, match="400,000,000 pixels"):
         images._pillow_decode(path)
+
+
+def test_predicts_loader_skips_and_names_an_image_over_the_limit(tmp_path):
+    huge = str(_bomb_png(tmp_path / "huge.png"))
+    loaded, good, bad = images.load_images([huge], (16, 16))
+    assert loaded.shape == (0, 16, 16, 3) and good == []
+    assert bad[0][0] == huge and "400,000,000 pixels" in bad[0][1]
