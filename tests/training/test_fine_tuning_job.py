@@ -33,6 +33,22 @@ def pretrained(tmp_path_factory):
     return path
 
 
+def test_a_finished_run_is_a_preset_with_its_metrics_on_the_card(pretrained):
+    from keras_convit import from_preset
+
+    with open(os.path.join(pretrained, "metrics.json")) as file:
+        accuracy = json.load(file)["test_accuracy"]
+    with open(os.path.join(pretrained, "preset", "README.md")) as file:
+        assert f"| test_accuracy | {accuracy:.4f} |" in file.read()
+    model = keras.saving.load_model(os.path.join(pretrained, "model.keras"))
+    images = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(
+        from_preset(os.path.join(pretrained, "preset")).predict(images, verbose=0),
+        model.predict(images, verbose=0),
+        atol=1e-6,
+    )
+
+
 def _weights(path):
     model = keras.saving.load_model(os.path.join(path, "model.keras"), compile=False)
     return {v.path: np.asarray(v) for v in model.weights}
