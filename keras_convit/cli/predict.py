@@ -9,9 +9,10 @@ MODEL is a `.keras` file (such as a training run's model.keras), a weights file 
 Class names come from --class-names, else from the metrics.json of the training run beside a
 .keras file, else from the sidecar `export` writes beside an artefact (<artefact>.classes.json),
 else the ImageNet names for a 1000-class preset with ImageNet weights; otherwise the output
-shows class indices. Images that do not decode are skipped and named on stderr. In CSV, a path
-or class name starting with =, +, -, @, a tab or a carriage return gets a leading apostrophe,
-so that a spreadsheet shows it as text instead of running it as a formula.
+shows class indices. Images that do not decode, or have more pixels than --max-image-pixels,
+are skipped and named on stderr. In CSV, a path or class name starting with =, +, -, @, a tab
+or a carriage return gets a leading apostrophe, so that a spreadsheet shows it as text instead
+of running it as a formula.
 
 An ONNX or LiteRT artefact needs only its runtime and Pillow beside Keras (no TensorFlow:
 Pillow decodes the images). A SavedModel runs its own TensorFlow graph (it can read and write
@@ -40,6 +41,7 @@ import keras
 import numpy as np
 
 from keras_convit._files import write_json_atomically, write_text_atomically
+from keras_convit.cli.image_limit import add_max_image_pixels_flag, max_image_pixels_of
 from keras_convit.deploy.class_names import read_class_names
 from keras_convit.deploy.classifier import load_classifier, model_kind
 from keras_convit.deploy.images import find_images, load_images
@@ -105,6 +107,7 @@ def configure_parser(parser):
         help="centre crop keeping F of the shorter side before resizing (default 1.0: all; "
         f"{IMAGENET_CROP_FRACTION} is the DeiT / ImageNet evaluation crop)",
     )
+    add_max_image_pixels_flag(parser)
     return parser
 
 
@@ -115,6 +118,11 @@ def run(args):
     # that do not decode (each is reported once, below) quiet.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _check_arguments(args)
+    with max_image_pixels_of(args):
+        return _classify(args)
+
+
+def _classify(args):
     paths, missing = find_images(args.images)
     if not paths:
         raise ValueError(

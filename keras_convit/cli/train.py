@@ -27,6 +27,7 @@ import json
 import os
 
 from keras_convit.cli.errors import CommandFailed
+from keras_convit.cli.image_limit import add_max_image_pixels_flag, max_image_pixels_of
 from keras_convit.job.config import AUGMENTATIONS, DIGITS_DEFAULTS, PAPER_DEFAULTS, TrainConfig
 from keras_convit.job.run import run_training
 from keras_convit.presets import BASELINES, PRESETS
@@ -97,6 +98,7 @@ def configure_parser(parser):
         help=f"Training augmentation ({_per_dataset('augmentation')}).",
     )
     data.add_argument("--repeats", type=int, default=hidden, help="Repeated augmentation count.")
+    add_max_image_pixels_flag(data)
 
     model = parser.add_argument_group("model")
     model.add_argument(
@@ -263,18 +265,19 @@ def run(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     fields = set(TrainConfig.__dataclass_fields__)
     explicit = {key: value for key, value in vars(args).items() if key in fields}
-    try:
-        run_training(
-            TrainConfig(**explicit),
-            output_dir=args.output_dir,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            explicit=tuple(explicit),
-            verbose=args.verbose,
-            accept_data_change=args.accept_data_change,
-        )
-    except NonFiniteLossError as error:
-        raise CommandFailed(str(error), status=1) from error
+    with max_image_pixels_of(args):
+        try:
+            run_training(
+                TrainConfig(**explicit),
+                output_dir=args.output_dir,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                explicit=tuple(explicit),
+                verbose=args.verbose,
+                accept_data_change=args.accept_data_change,
+            )
+        except NonFiniteLossError as error:
+            raise CommandFailed(str(error), status=1) from error
     return 0
 
 

@@ -65,8 +65,8 @@ def check_pixels(header, max_pixels, name=None):
     raise ImageTooLargeError(
         ("" if name is None else f"{name}: ")
         + f"{header.width}x{header.height} = {header.pixels:,} pixels, over the limit of "
-        f"{max_pixels:,} (a decompression-bomb guard; raise it with "
-        "keras_convit.data.images.set_max_image_pixels(n) or max_pixels=)"
+        f"{max_pixels:,} (a decompression-bomb guard; raise it with --max-image-pixels on the "
+        "command line, or keras_convit.data.images.set_max_image_pixels(n) or max_pixels=)"
     )
 
 

@@ -23,6 +23,7 @@ import warnings
 
 from keras_convit._files import keras_home, write_json_atomically
 from keras_convit.data.images import (
+    IMAGE_EXTENSIONS,
     TEST_FOLDER_NAMES,
     inspect_image,
     is_image_file,
@@ -72,6 +73,16 @@ class ScanReport:
     def num_images(self):
         """The number of images kept, over all splits and classes."""
         return sum(len(paths) for classes in self.files.values() for paths in classes.values())
+
+    def no_images_error(self):
+        """The error of a folder without a readable training image, with the first unreadable
+        file's reason (the likely cause of all: a format, or the pixel limit)."""
+        unreadable = ""
+        if self.unreadable:
+            path, reason = self.unreadable[0]
+            unreadable = f" ({len(self.unreadable)} unreadable; the first, {path}: {reason})"
+        extensions = ", ".join(IMAGE_EXTENSIONS)
+        return DatasetUnavailableError(f"No images ({extensions}) under {self.root!r}{unreadable}.")
 
     def summary(self, limit=5):
         """One paragraph for people: counts, then up to `limit` unreadable files with reasons."""

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from keras_convit.data.digits import load_digits
-from keras_convit.data.images import IMAGE_EXTENSIONS, as_rgb, read_image
+from keras_convit.data.images import as_rgb, read_image
 from keras_convit.data.scan import DatasetUnavailableError, scan_folder
 from keras_convit.data.subsampling import split_per_class
 
@@ -170,10 +170,7 @@ def folder_source(root, test_fraction=0.2, seed=0, scan=None, max_pixels=None):
         test_files, test_labels = train_files[held_out], train_labels[held_out]
         train_files, train_labels = train_files[kept], train_labels[kept]
     if len(train_files) == 0:
-        unreadable = f" ({len(scan.unreadable)} unreadable)" if scan.unreadable else ""
-        raise DatasetUnavailableError(
-            f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {root!r}{unreadable}."
-        )
+        raise scan.no_images_error()
     files = {"train": train_files, "test": test_files}
 
     def make(split, indices=None, shuffle_seed=None):
@@ -324,10 +321,7 @@ def _classes_to_train(scan, root):
     empty = scan.empty_classes
     class_names = tuple(name for name in scan.class_names if name not in empty)
     if not class_names:
-        unreadable = f" ({len(scan.unreadable)} unreadable)" if scan.unreadable else ""
-        raise DatasetUnavailableError(
-            f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {root!r}{unreadable}."
-        )
+        raise scan.no_images_error()
     if empty:
         test = scan.files.get("test", {})
         lost = sum(len(test.get(name, ())) for name in empty)

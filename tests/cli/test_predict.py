@@ -14,6 +14,7 @@ import pytest
 
 from keras_convit.cli import main
 from keras_convit.data import evaluation_batches
+from keras_convit.data.images import max_image_pixels
 
 
 def predict(capsys, *arguments):
@@ -134,6 +135,22 @@ def test_globs_and_files_mix_and_a_missing_one_is_a_warning_and_status_1(workspa
     ]
 
 
+def test_max_image_pixels_skips_the_larger_images_for_this_command_only(workspace, capsys):
+    limit = 32 * 32  # the PNGs are 32x32, the photo 48x40
+    photo = str(workspace.images / "nested" / "deeper" / "photo.jpg")
+    before = max_image_pixels()
+    arguments = [workspace.keras_model, *sorted(workspace.pixels), photo, "--top-k", "1"]
+    status, out, err = predict(capsys, *arguments, "--max-image-pixels", limit)
+    assert status == 0
+    assert [row[0] for row in list(csv.reader(io.StringIO(out)))[1:]] == sorted(workspace.pixels)
+    assert err[0].startswith(f"keras-convit predict: skipped {photo}: 48x40 = 1,920 pixels")
+    assert "over the limit of 1,024" in err[0] and "--max-image-pixels" in err[0]
+    assert max_image_pixels() == before  # restored after the command
+
+    status, out, _ = predict(capsys, *arguments, "--max-image-pixels", "none")
+    assert status == 0 and len(list(csv.reader(io.StringIO(out)))) == 1 + 4
+
+
 def test_a_progress_bar_shows_on_a_terminal_and_never_in_the_csv(workspace, capsys, monkeypatch):
     class Terminal(io.StringIO):
         def isatty(self):
@@ -172,6 +189,7 @@ BAD = [
     (["{model}", "{images}", "--class-names", "{tmp}/gone.txt"], "No such file"),
     (["{model}", "{images}", "--class-names", "{tmp}/bad.json"], "is not valid JSON"),
     (["{model}", "{images}", "--topk", "2"], "unrecognized arguments: --topk 2"),
+    (["{model}", "{images}", "--max-image-pixels", "0"], "a positive number of pixels or 'none'"),
     (["{model}"], "the following arguments are required: images"),
 ]
 

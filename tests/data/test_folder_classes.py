@@ -50,5 +50,6 @@ def test_the_pixel_limit_reaches_the_scan_through_the_source(tmp_path):
     root = _folder(tmp_path / "two", {"ant": 2, "bee": 2})
     assert resolve_source(root, max_pixels=64).num_classes == 2
     with pytest.warns(UserWarning, match="64 pixels, over the limit of 63"):
-        with pytest.raises(DatasetUnavailableError, match=r"No images .*\(4 unreadable\)"):
+        unreadable = r"No images .*\(4 unreadable; the first, .*64 pixels, over the limit of 63"
+        with pytest.raises(DatasetUnavailableError, match=unreadable):
             resolve_source(root, max_pixels=63)

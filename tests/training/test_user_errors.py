@@ -4,6 +4,7 @@ blocks the corrected command."""
 import json
 
 import pytest
+from PIL import Image
 
 from keras_convit.cli import main
 
@@ -18,6 +19,9 @@ def places(tmp_path):
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "unreadable" / "cat").mkdir(parents=True)
     (tmp_path / "unreadable" / "cat" / "0.jpg").write_bytes(b"not a JPEG")
+    for name in ("ant", "bee"):  # 8x8 PNGs, over a --max-image-pixels of 63
+        (tmp_path / "small" / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "small" / name / "0.png")
     return tmp_path
 
 
@@ -40,6 +44,8 @@ BAD = [
     (["--dataset", "{tmp}/missing/folder"], "No folder at"),
     (["--dataset", "{tmp}/empty"], "has no class sub-folders"),
     (["--dataset", "{tmp}/unreadable"], "1 unreadable"),
+    (["--dataset", "{tmp}/small", "--max-image-pixels", "63"], "over the limit of 63"),
+    (["--max-image-pixels", "many"], "argument --max-image-pixels: expected a positive number"),
     (["--resume"], "--resume and --overwrite need an explicit --output-dir"),
     (["--resume", "--output-dir", "{tmp}/empty"], "no run to resume"),
     (["--output-dir", "{tmp}/notes"], "holds no keras-convit run"),
