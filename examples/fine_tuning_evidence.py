@@ -5,6 +5,8 @@ at several fractions of their training images in four ways, with the same budget
 batch, steps: `--fraction` keeps whole-set epochs) and over several seeds:
 - scratch: random weights, the small-data recipe;
 - fine-tune: `--weights PRETRAINED` (a new head), the fine-tuning recipe;
+- fine-tune, scratch rate: the same at the peak rate of the scratch run of the same fraction
+  and seed (read from its run.json), which tells the weights' effect from the recipe's lower rate;
 - layer decay: the same with `--layer-decay 0.75`;
 - linear probe: `--weights PRETRAINED --freeze-backbone` (only the head trains).
 Every run is a `keras-convit train` process in its own folder under --output-dir (a finished one
@@ -12,7 +14,7 @@ is reused). The two digit sets are written as image folders (train/ and test/, t
 fixed split) under --output-dir/data. Writes runs.csv, table.md (mean +- sd of the test accuracy
 over the seeds) and fine_tuning.png.
 
-    KERAS_BACKEND=jax python examples/fine_tuning_evidence.py           # 37 runs, about an hour
+    KERAS_BACKEND=jax python examples/fine_tuning_evidence.py           # 46 runs, about an hour
     python examples/fine_tuning_evidence.py --seeds 0 --fractions 1.0 --epochs 2 --jobs 1
 """
 
@@ -30,6 +32,7 @@ import numpy as np
 METHODS = {
     "scratch": [],
     "fine-tune": ["--weights", "{pretrained}"],
+    "fine-tune, scratch rate": ["--weights", "{pretrained}", "--learning-rate", "{scratch_rate}"],
     "layer decay 0.75": ["--weights", "{pretrained}", "--layer-decay", "0.75"],
     "linear probe": ["--weights", "{pretrained}", "--freeze-backbone"],
 }
@@ -91,22 +94,39 @@ def train(run_dir, flags):
         return json.load(file)
 
 
+def run_directory(args, method, fraction, seed):
+    """The folder of one transfer run, e.g. runs/.../layer-decay-075-f0.05-s1."""
+    slug = method.replace(" ", "-").replace(".", "").replace(",", "")
+    return os.path.join(args.output_dir, f"{slug}-f{fraction:g}-s{seed}")
+
+
 def planned_runs(args, pretrained):
     """[(run directory, flags, row)] of every transfer run."""
     runs = []
     for method in args.methods:
         for fraction in args.fractions:
             for seed in args.seeds:
-                flags = [flag.format(pretrained=pretrained) for flag in METHODS[method]]
+                flags = [flag.replace("{pretrained}", pretrained) for flag in METHODS[method]]
                 flags += ["--dataset", os.path.join(args.output_dir, "data", "transfer")]
                 flags += ["--model", MODEL, "--fraction", f"{fraction:g}", "--seed", str(seed)]
                 flags += ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
-                slug = method.replace(" ", "-").replace(".", "")
-                run_dir = os.path.join(args.output_dir, f"{slug}-f{fraction:g}-s{seed}")
+                run_dir = run_directory(args, method, fraction, seed)
                 runs.append(
                     (run_dir, flags, {"method": method, "fraction": fraction, "seed": seed})
                 )
     return runs
+
+
+def _with_scratch_rate(run, args):
+    """The flags of `run` with "{scratch_rate}" replaced by the peak learning rate that its
+    scratch twin (same fraction and seed) resolved."""
+    _, flags, row = run
+    if "{scratch_rate}" not in flags:
+        return flags
+    twin = run_directory(args, "scratch", row["fraction"], row["seed"])
+    with open(os.path.join(twin, "run.json")) as file:
+        rate = json.load(file)["settings"]["learning_rate"]
+    return [str(rate) if flag == "{scratch_rate}" else flag for flag in flags]
 
 
 def main(argv=None):
@@ -120,8 +140,16 @@ def main(argv=None):
     print(f"Pretrained on digits 0-4: test accuracy {pretrain['test_accuracy']:.4f}", flush=True)
 
     runs = planned_runs(args, pretrained)
+    # The runs at the scratch rate read it from their scratch twins: those finish first.
+    later = [run for run in runs if "{scratch_rate}" in run[1]]
+    if later and "scratch" not in args.methods:
+        raise SystemExit("--methods: 'fine-tune, scratch rate' needs 'scratch' beside it.")
+    metrics = {}
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        metrics = list(pool.map(lambda run: train(run[0], run[1]), runs))
+        for batch in ([run for run in runs if run not in later], later):
+            done = pool.map(lambda run: train(run[0], _with_scratch_rate(run, args)), batch)
+            metrics.update(zip((run[0] for run in batch), done, strict=True))
+    metrics = [metrics[run_dir] for run_dir, _, _ in runs]
     rows = [
         {
             **row,
