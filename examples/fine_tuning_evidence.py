@@ -131,6 +131,8 @@ def _with_scratch_rate(run, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    if "fine-tune, scratch rate" in args.methods and "scratch" not in args.methods:
+        raise SystemExit("--methods: 'fine-tune, scratch rate' needs 'scratch' beside it.")
     write_digit_folders(os.path.join(args.output_dir, "data"))
     pretrained = os.path.join(args.output_dir, "pretrain")
     pretrain_flags = ["--dataset", os.path.join(args.output_dir, "data", "pretrain")]
@@ -142,8 +144,6 @@ def main(argv=None):
     runs = planned_runs(args, pretrained)
     # The runs at the scratch rate read it from their scratch twins: those finish first.
     later = [run for run in runs if "{scratch_rate}" in run[1]]
-    if later and "scratch" not in args.methods:
-        raise SystemExit("--methods: 'fine-tune, scratch rate' needs 'scratch' beside it.")
     metrics = {}
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         for batch in ([run for run in runs if run not in later], later):
@@ -214,6 +214,8 @@ def _plot(cells, args):
         axis.errorbar([100 * f for f in args.fractions], means, yerr=sds, marker="o", capsize=3,
                       label=method)  # fmt: skip
     axis.set_xscale("log")
+    axis.set_xticks([100 * f for f in args.fractions], [f"{100 * f:g}" for f in args.fractions])
+    axis.minorticks_off()
     axis.set_xlabel("share of the digits 5-9 training images (%)")
     axis.set_ylabel("test accuracy (%)")
     axis.set_title("convit_digits on digits 5-9, pretrained on 0-4")
