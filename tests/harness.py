@@ -315,8 +315,8 @@ def run_precision_test(
       `layers/gpsa.py` and `layers/attention.py` promise: the scores of
       `return_attention_scores` are float32 distributions (rows sum to 1 within 1e-5, which a
       softmax in 16 bits misses), GPSA's `gate()` and `positional_attention()` are float32,
-      the latter the float64 softmax of its float32 weights within 1e-6 (and so the positional
-      scores of `call`, once `GPSA_CALL_AUTOCASTS_ITS_WEIGHTS`, a known bug, is fixed).
+      the latter the float64 softmax of its float32 weights within 1e-6, and so the positional
+      scores of `call` (its weights are not autocast).
 
     The float32 build's weights are moved off their initial values first, then copied.
 
@@ -413,17 +413,7 @@ def _check_attention_precision(layer, policy_name):
         np.testing.assert_allclose(
             ops.convert_to_numpy(positional), expected, rtol=0, atol=1e-6, err_msg=what
         )
-        if not GPSA_CALL_AUTOCASTS_ITS_WEIGHTS:
-            assert_positional_scores_are_float32(layer, scores, what)
-
-
-# A known bug (keras_convit/layers/gpsa.py): inside `call`, Keras' autocast scope hands GPSA
-# `pos_proj.kernel`, `pos_proj.bias` and `gating_param` in the compute dtype, so under a mixed
-# policy the "float32" positional attention and gate are computed from weights rounded to 16
-# bits (7.5e-4 off in the attention at mixed_bfloat16). `positional_attention()` called outside
-# `call` is exact. tests/layers/test_gpsa.py pins the bug with a strict xfail; when it is fixed,
-# set this to False so that every precision test checks it.
-GPSA_CALL_AUTOCASTS_ITS_WEIGHTS = True
+        assert_positional_scores_are_float32(layer, scores, what)
 
 
 def float64_positional_attention(layer):

@@ -51,6 +51,11 @@ class PositionalProjection(keras.layers.Dense):
     every mode exactly that of the float model.
     """
 
+    def add_weight(self, *args, **kwargs):
+        # Read as stored (float32) even inside a mixed policy's autocast scope: the positional
+        # softmax (Eq. 5) is float32, and weights rounded to 16 bits would move it by ~1e-3.
+        return super().add_weight(*args, **{**kwargs, "autocast": False})
+
     def quantize(self, mode=None, type_check=True, config=None):
         # Deliberately nothing: `Dense.quantize` would turn `kernel` into int8 values.
         return None
@@ -178,6 +183,7 @@ class GatedPositionalSelfAttention(CompositeLayer):
             shape=(self.num_heads,),
             initializer=keras.initializers.Constant(self.gating_init),
             trainable=self.trainable_gating,
+            autocast=False,  # the gate sigma(lambda) is float32, as the positional attention
         )
         build_dropouts(self, input_shape)
 
