@@ -23,8 +23,6 @@ from contestants import (  # noqa: E402
     timm_steps,
 )
 
-IMAGE_SIZE = 224
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -42,9 +40,12 @@ def steps(args):
     """{"keras_convit": step, "timm": step}: the benchmark's own callables (`contestants`), each
     running one batch of `args.mode`: Keras' `predict_on_batch` / `train_on_batch` with the
     default compile, timm under `torch.inference_mode` / cross-entropy, backward and AdamW."""
-    reference = timm_references(args.variant)[0]
-    ours = keras_steps(args.variant, IMAGE_SIZE, "float32", "auto")
-    theirs = timm_steps(reference, IMAGE_SIZE, "float32", "cpu")
+    reference = timm_references(args.variant)[0]  # puts the repository on sys.path
+    from keras_convit.presets import PRESETS
+
+    size = PRESETS[args.variant].input_size[0]
+    ours = keras_steps(args.variant, size, "float32", "auto")
+    theirs = timm_steps(reference, size, "float32", "cpu")
     return {
         "keras_convit": ours(args.mode, args.batch_size),
         f"timm {reference}": theirs(args.mode, args.batch_size),
