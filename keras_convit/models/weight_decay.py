@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_convit._keras_compat import adamw_base
+
 # Reference `no_weight_decay()` names, in Keras variable paths.
 NO_WEIGHT_DECAY_PATHS = ("pos_embed/embedding", "cls_token/token", "dist_token/token")
 
@@ -20,8 +22,9 @@ def no_weight_decay_variables(model):
 
 
 @keras.saving.register_keras_serializable(package="keras_convit")
-class ConViTAdamW(keras.optimizers.AdamW):
-    """AdamW that never decays the reference's `no_weight_decay` variables.
+class ConViTAdamW(adamw_base()):
+    """AdamW that never decays the reference's `no_weight_decay` variables (under PyTorch,
+    Keras' multi-tensor AdamW: one `torch._foreach_*` update for all variables).
 
     The exclusions are a rule applied when the optimizer is built, not a list of variables, so
     they survive what a list does not: a `.keras` save and load, `clone_model`, a resumed run.

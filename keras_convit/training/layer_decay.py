@@ -13,7 +13,7 @@ import re
 
 import keras
 
-from keras_convit._keras_compat import optimizer_variable_index
+from keras_convit._keras_compat import optimizer_variable_index, per_variable_updates
 from keras_convit.models.weight_decay import ConViTAdamW
 
 _BLOCK = re.compile(r"^blocks_(\d+)/")
@@ -55,7 +55,7 @@ def model_depth(model):
 
 
 @keras.saving.register_keras_serializable(package="keras_convit")
-class LayerDecayAdamW(ConViTAdamW):
+class LayerDecayAdamW(per_variable_updates(ConViTAdamW)):
     """`ConViTAdamW` whose learning rate, and so weight decay, falls layer by layer from the
     head down (`layer_scale`); the rule is kept in a `.keras` file and a resumed run.
 

@@ -54,8 +54,9 @@ def test_scales_and_decay_match_timms_parameter_groups():
 
 
 def test_two_steps_equal_pytorch_adamw_over_the_same_groups():
-    """The mutation "weight decay at the unscaled rate" fails here: the stem's decay is 1/16
-    of the head's."""
+    """The mutations "weight decay at the unscaled rate" (the stem's decay is 1/16 of the
+    head's) and, under PyTorch, "`per_variable_updates` dropped" (Keras' multi-tensor AdamW
+    then skips `update_step`: every layer at the head's rate) fail here."""
     torch = pytest.importorskip("torch")
     model = _model()
     rng = np.random.default_rng(0)
