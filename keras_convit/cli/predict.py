@@ -49,6 +49,7 @@ from keras_convit.presets import IMAGENET_CROP_FRACTION, PRESETS
 
 OUTPUT_SUFFIXES = (".csv", ".json")
 DEFAULT_TOP_K = 5
+UNREADABLE_LISTED = 3  # in the error when no image could be read
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -151,9 +152,12 @@ def _classify(args):
             with contextlib.redirect_stdout(sys.stderr):
                 bar.update(start + len(batch))
     if not rows:
+        failures = [f"{path}: {reason}" for path, reason in [*unreadable, *missing]]
+        more = len(failures) - UNREADABLE_LISTED
         raise ValueError(
             f"none of the {len(paths)} images could be read: "
-            + "; ".join(f"{path}: {reason}" for path, reason in [*unreadable, *missing])
+            + "; ".join(failures[:UNREADABLE_LISTED])
+            + (f"; ... and {more} more" if more > 0 else "")
         )
     _write(rows, top_k, class_names, args.output)
     for path, reason in unreadable:

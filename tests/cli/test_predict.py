@@ -147,6 +147,11 @@ def test_max_image_pixels_skips_the_larger_images_for_this_command_only(workspac
     assert "over the limit of 1,024" in err[0] and "--max-image-pixels" in err[0]
     assert max_image_pixels() == before  # restored after the command
 
+    # Every image over the limit: one line naming the first three, counting the rest.
+    status, _, err = predict(capsys, *arguments, "--max-image-pixels", 16)
+    assert status == 2 and len(err) == 1 and err[0].count("over the limit of 16") == 3
+    assert err[0].endswith("; ... and 1 more")  # four images
+
     status, out, _ = predict(capsys, *arguments, "--max-image-pixels", "none")
     assert status == 0 and len(list(csv.reader(io.StringIO(out)))) == 1 + 4
 
