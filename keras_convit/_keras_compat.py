@@ -5,6 +5,8 @@ when Keras changes one of these, this is the one file to read. Checked against K
 (the pinned version); `tests/test_keras_compat.py` exercises each one on every backend.
 """
 
+import contextlib
+
 import keras
 
 # Core Keras has no RandomResizedCrop. Its image augmentation layers share this base class, which
@@ -18,6 +20,7 @@ __all__ = [
     "BaseImagePreprocessingLayer",
     "HistogramEqualization",
     "declare_metric_direction",
+    "drawing_from",
     "guard_jax_trainer",
     "layer_seed_generator",
     "optimizer_variable_index",
@@ -37,6 +40,48 @@ def layer_seed_generator(layer):
     which has no public form (3.15.1).
     """
     return layer._get_seed_generator(layer.backend._backend)
+
+
+class _StatelessSeeds(keras.random.SeedGenerator):
+    """Hands out `tf.random.experimental.stateless_fold_in(seed, k)` for k = 0, 1, ...: a new
+    stateless seed per draw, derived from one (2,) seed tensor and Python's count of draws.
+
+    Keras' random ops take a seed only as an int or a `SeedGenerator` (`draw_seed`, 3.15.1),
+    and the generator's state is a variable: drawn from parallel tf.data maps, its values
+    depend on thread timing. This subclass keeps no state but the draw count of one trace, so
+    its `__init__` skips the variable.
+    """
+
+    def __init__(self, seed):  # noqa: D107 -- no super().__init__(): no state variable
+        self.seed_tensor = seed
+        self.draws = 0
+
+    def next(self, ordered=True):
+        import tensorflow as tf
+
+        self.draws += 1
+        return tf.random.experimental.stateless_fold_in(self.seed_tensor, self.draws)
+
+
+@contextlib.contextmanager
+def drawing_from(layer, seed):
+    """Within the block, every random draw of `layer` and of its sublayers comes from the (2,)
+    integer tensor `seed` (a new stateless seed per draw): a tf.data map gives each example its
+    own seed, so the augmentation repeats exactly whatever the threads do.
+
+    Keras' image layers draw from `self._get_seed_generator(backend)`, and RandAugment hands
+    its own to its sublayers, ignoring a `seed=` argument (3.15.1): shadowing that private
+    method on the instances is the one way to reach every draw.
+    """
+    seeds = _StatelessSeeds(seed)
+    layers = [layer, *sublayers(layer)]
+    for each in layers:
+        object.__setattr__(each, "_get_seed_generator", lambda backend=None: seeds)
+    try:
+        yield
+    finally:
+        for each in layers:
+            object.__delattr__(each, "_get_seed_generator")
 
 
 def sublayers(layer):

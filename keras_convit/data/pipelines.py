@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from keras_convit._keras_compat import drawing_from
 from keras_convit.data.augmentation import Augmentation
 from keras_convit.data.crop import RandomResizedCrop
 from keras_convit.data.images import require_tensorflow
@@ -216,29 +217,40 @@ def augmented_batches(
         # flat_map hides the length; Keras needs it for progress bars and epoch ends.
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(size))
 
-    def augment_image(image, label):
-        for layer in image_layers:
-            image = layer(image, training=True)
+    # Every random draw comes from a stateless seed of its own example (or batch) and layer:
+    # streams seeded by `seed` and renewed each epoch, so the same seed gives the same batches
+    # whatever order the parallel maps run in (a stateful generator would not).
+    example_seeds = tf.data.Dataset.random(seed=seed + 40, rerandomize_each_iteration=True)
+    batch_seeds = tf.data.Dataset.random(seed=seed + 50, rerandomize_each_iteration=True)
+
+    def augment_image(example, draw):
+        image, label = example
+        for index, layer in enumerate(image_layers):
+            with drawing_from(layer, _seed_pair(draw, index)):
+                image = layer(image, training=True)
         return tf.clip_by_value(image, 0.0, 255.0), label
 
+    dataset = tf.data.Dataset.zip(dataset, example_seeds)
     dataset = dataset.map(augment_image, num_parallel_calls=autotune)
     dataset = dataset.batch(batch_size, drop_remainder=True)
-    mix_seed = tf.random.Generator.from_seed(seed + 30) if mixup or cutmix else None
 
-    def augment_batch(images, labels):
+    def augment_batch(batch, draw):
+        images, labels = batch
         labels = tf.one_hot(labels, num_classes, dtype="float32")
         if erasing is not None:
-            images = erasing(images, training=True)
+            with drawing_from(erasing, _seed_pair(draw, 0)):
+                images = erasing(images, training=True)
         if mixup is None and cutmix is None:
             return images, labels
         # One choice per batch, as timm's Mixup: with `mix_prob`, CutMix (with `switch_prob`)
         # or MixUp. Both are cheap at batch level, so both are computed and one is kept.
         mixed = {}
-        for name, layer in (("mixup", mixup), ("cutmix", cutmix)):
+        for index, (name, layer) in enumerate((("mixup", mixup), ("cutmix", cutmix)), 1):
             if layer is not None:
-                outputs = layer({"images": images, "labels": labels}, training=True)
+                with drawing_from(layer, _seed_pair(draw, index)):
+                    outputs = layer({"images": images, "labels": labels}, training=True)
                 mixed[name] = (outputs["images"], outputs["labels"])
-        draws = mix_seed.uniform((2,))
+        draws = tf.random.stateless_uniform((2,), seed=_seed_pair(draw, 3))
         if len(mixed) == 2:
             use_cutmix = draws[1] < augmentation.switch_prob
             choice = [
@@ -252,8 +264,16 @@ def augmented_batches(
             tf.where(apply_mix, a, b) for a, b in zip(choice, (images, labels), strict=True)
         )
 
+    dataset = tf.data.Dataset.zip(dataset, batch_seeds)
     dataset = dataset.map(augment_batch, num_parallel_calls=autotune)
     return dataset.prefetch(autotune)
+
+
+def _seed_pair(draw, index):
+    """A (2,) stateless seed from an int64 scalar `draw` and a Python int `index`."""
+    import tensorflow as tf
+
+    return tf.stack([draw, tf.constant(index, "int64")])
 
 
 def evaluation_batches(
