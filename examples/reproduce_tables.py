@@ -1,19 +1,25 @@
-"""The paper's Tables 2, 3 and 4, reproduced small: on the digits, over several seeds.
+"""The paper's Tables 2, 3 and 4 and Fig. 8, reproduced small: on the digits, over seeds.
 
 Every run is a `keras-convit train` process in its own folder under --output-dir (a finished
 one is reused, so a killed reproduction continues where it stopped), with one recipe for all:
 - Table 2 (sample efficiency): ConViT (row a) against its DeiT twin (row e, DeiT's layout at
-  ConViT's width and heads) at each fraction, the epochs counted in whole-set epochs (the same
-  images seen at every fraction, the paper's protocol);
+  ConViT's width and heads) at the paper's five fractions, the epochs counted in whole-set
+  epochs (the same images seen at every fraction, the paper's protocol);
 - Table 3 (ablations): rows a-g, switching gating training, the convolutional init, GPSA
   training and GPSA itself;
 - Table 4 (hard distillation): ConViT and DeiT at fraction 1, without and with a small CNN
-  teacher trained first on the same training images.
+  teacher trained first on the same training images;
+- Fig. 8 (how much convolutional prior helps), at --sweep-fraction: the locality strength
+  alpha of the convolutional init, and the number of GPSA blocks before the class token (0 is
+  the DeiT twin), each with the validation accuracy at an early epoch (the paper's head start)
+  and the test accuracy at the end; beside them the in-place ablation, the baseline that is
+  not DeiT (docs/models.md).
 The test split is fixed (`--split-seed`); the seeds change the initialisation, the shuffling
-and the augmentation. Writes runs.csv (one line per run), tables.md (mean +- standard
-deviation over the seeds, the paper's figures beside) and tables.png.
+and the augmentation, and a run repeats exactly under its seed. Writes runs.csv (one line per
+run), tables.md (mean +- standard deviation over the seeds, the paper's figures beside),
+tables.png (Table 3) and sweeps.png (Table 2 and Fig. 8).
 
-    KERAS_BACKEND=jax python examples/reproduce_tables.py   # 3 seeds: 90 min on 2 cores
+    KERAS_BACKEND=jax python examples/reproduce_tables.py   # 3 seeds: about 3 h on 2 cores
     python examples/reproduce_tables.py --seeds 0 --rows a e --fractions 1.0 --epochs 5
 """
 
@@ -25,6 +31,8 @@ import os
 import statistics
 import subprocess
 import sys
+
+from keras_convit.presets import get_preset
 
 # Table 3 of d'Ascoli et al. 2021: (train gating, conv init, train GPSA, use GPSA), as
 # `keras-convit train` flags. Row e, "use GPSA" off, is DeiT itself: the DeiT twin.
@@ -47,10 +55,54 @@ ROWS = {
 # DeiT-S, 10% / 100%) and Table 4 (hard distillation from a RegNetY-16GF, none / hard).
 PAPER_TABLE_3 = {"a": (82.2, 59.7), "b": (82.0, 57.4), "c": (81.4, 56.9), "d": (81.6, 54.6),
                  "e": (79.1, 47.8), "f": (78.6, 54.3), "g": (73.7, 44.8)}  # fmt: skip
-PAPER_TABLE_2 = {0.1: (48.0, 59.6), 1.0: (79.9, 81.4)}  # DeiT, ConViT
+# DeiT-S, ConViT-S: the paper's fractions (there is no 25%).
+PAPER_TABLE_2 = {0.05: (34.8, 47.8), 0.1: (48.0, 59.6), 0.3: (66.1, 73.7), 0.5: (74.6, 78.2),
+                 1.0: (79.9, 81.4)}  # fmt: skip
+TABLE_2_ROWS = ("e", "a")
 PAPER_TABLE_4 = {"e": (79.8, 80.9), "a": (82.2, 82.9)}  # DeiT-S, ConViT-S+
 DISTILLED_ROWS = ("a", "e")
 TEACHER_EPOCHS = 40
+
+# Fig. 8 sweeps alpha in {0.01, 0.1, 1} and 0, 3, 6, 9 GPSA blocks of 12 on ConViT-S+; here 0
+# (a uniform positional attention at init) and 10 bracket alpha, and the digits model's GPSA
+# blocks go from none to all it has.
+LOCALITY_STRENGTHS = (0.0, 0.01, 0.1, 1.0, 10.0)
+DEFAULT_MODEL = get_preset("convit_digits")
+GPSA_BLOCKS = tuple(range(DEFAULT_MODEL.architecture["local_up_to_layer"] + 1))
+DEFAULT_LOCALITY_STRENGTH = 1.0  # keras_convit.ConViT's, the paper's
+SWEEPS = ("alpha", "blocks", "baselines")
+EARLY_EPOCH = 5  # of the default 50: a tenth of the run, after the 3-epoch warm-up
+IN_PLACE = "in-place"
+
+
+def alpha_variant(alpha):
+    """The variant (a key of VARIANTS) of locality strength `alpha`: 1 is ConViT."""
+    return "a" if alpha == DEFAULT_LOCALITY_STRENGTH else f"alpha{alpha:g}"
+
+
+def blocks_variant(blocks):
+    """The variant of `blocks` GPSA blocks: all of them is ConViT, none the DeiT twin."""
+    return {GPSA_BLOCKS[-1]: "a", 0: "e"}.get(blocks, f"gpsa{blocks}")
+
+
+def _variants():
+    """Table 3's rows, the in-place ablation and the sweeps' points that are not one of them:
+    {name: (label, settings)}."""
+    variants = {**ROWS, IN_PLACE: ("in-place ablation", {"baseline": "in_place"})}
+    for alpha in LOCALITY_STRENGTHS:
+        variants.setdefault(
+            alpha_variant(alpha),
+            (f"alpha {alpha:g}", {"model_args": {"locality_strength": alpha}}),
+        )
+    for blocks in GPSA_BLOCKS:
+        variants.setdefault(
+            blocks_variant(blocks),
+            (f"{blocks} GPSA blocks", {"model_args": {"local_up_to_layer": blocks}}),
+        )
+    return variants
+
+
+VARIANTS = _variants()
 
 
 def parse_args(argv=None):
@@ -59,8 +111,19 @@ def parse_args(argv=None):
         epilog="Any further flags go to every `keras-convit train` run.",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 1.0])
+    parser.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.1, 1.0], help="Table 3's fractions."
+    )
+    parser.add_argument(
+        "--table2-fractions",
+        type=float,
+        nargs="*",
+        default=sorted(PAPER_TABLE_2),
+        help="Further fractions of rows a and e (Table 2); none for only --fractions.",
+    )
     parser.add_argument("--rows", nargs="+", choices=sorted(ROWS), default=sorted(ROWS))
+    parser.add_argument("--sweeps", nargs="*", choices=SWEEPS, default=list(SWEEPS))
+    parser.add_argument("--sweep-fraction", type=float, default=0.1)
     parser.add_argument("--no-distillation", dest="distillation", action="store_false")
     parser.add_argument("--epochs", type=int, default=None, help="Whole-set epochs per run.")
     parser.add_argument(
@@ -75,11 +138,26 @@ def parse_args(argv=None):
 def planned_runs(args):
     """[(key, flags)] of every run, key = (row, fraction, seed, distilled): ConViT and the
     DeiT twin first, then their distillation, then the other ablations."""
-    runs = []
+    planned = {}  # variant: fractions
     for row in args.rows:
-        for fraction in args.fractions:
+        extra = args.table2_fractions if row in TABLE_2_ROWS else []
+        planned[row] = sorted({*args.fractions, *extra})
+    points = {
+        "alpha": [alpha_variant(alpha) for alpha in LOCALITY_STRENGTHS],
+        "blocks": [blocks_variant(blocks) for blocks in GPSA_BLOCKS],
+        "baselines": ["e", IN_PLACE],
+    }
+    for sweep in args.sweeps:
+        for variant in points[sweep]:
+            fractions = planned.setdefault(variant, [])
+            if args.sweep_fraction not in fractions:
+                fractions.append(args.sweep_fraction)
+    runs = []
+    for variant, fractions in planned.items():
+        for fraction in fractions:
             for seed in args.seeds:
-                runs.append(((row, fraction, seed, False), _flags(row, fraction, seed, args)))
+                key = (variant, fraction, seed, False)
+                runs.append((key, _flags(variant, fraction, seed, args)))
     if args.distillation:
         for row in (row for row in DISTILLED_ROWS if row in args.rows):
             for seed in args.seeds:
@@ -88,8 +166,8 @@ def planned_runs(args):
     return sorted(runs, key=lambda run: (run[0][0] not in DISTILLED_ROWS, run[0][3]))
 
 
-def _flags(row, fraction, seed, args):
-    settings = ROWS[row][1]
+def _flags(variant, fraction, seed, args):
+    settings = VARIANTS[variant][1]
     flags = ["--fraction", f"{fraction:g}", "--seed", str(seed)]
     if args.epochs is not None:
         flags += ["--epochs", str(args.epochs)]
@@ -139,13 +217,21 @@ def train(key, flags, args):
         "passes_per_epoch": metrics.get("passes_per_epoch", 1.0),
         "train_size": metrics["train_size"],
         "train_seconds": metrics["train_seconds"],
-        **_convergence(os.path.join(run_dir, "history.csv")),
+        **_history_figures(os.path.join(run_dir, "history.csv")),
     }
 
 
-def _convergence(history_csv):
+def _head_start(accuracy):
+    """The validation accuracy at EARLY_EPOCH (or the last epoch of a shorter run) and at the
+    end, from the run's per-epoch validation accuracies."""
+    early = min(EARLY_EPOCH, len(accuracy))
+    return {"early_epoch": early, "val_accuracy_early": accuracy[early - 1],
+            "val_accuracy_final": accuracy[-1]}  # fmt: skip
+
+
+def _history_figures(history_csv):
     """Mean validation accuracy over the first and the second half of the last quarter of the
-    epochs: a run trained to convergence is flat there."""
+    epochs (a run trained to convergence is flat there), and its head start."""
     with open(history_csv) as file:
         accuracy = [float(row["val_accuracy"]) for row in csv.DictReader(file)]
     last_quarter = accuracy[-max(2, len(accuracy) // 4) :]
@@ -153,6 +239,7 @@ def _convergence(history_csv):
     return {
         "val_accuracy_last_quarter_start": statistics.fmean(last_quarter[:half] or last_quarter),
         "val_accuracy_last_quarter_end": statistics.fmean(last_quarter[half:]),
+        **_head_start(accuracy),
     }
 
 
@@ -202,9 +289,9 @@ def _runs(results, row, fraction, distilled=False):
     ]
 
 
-def _summary(results, row, fraction, distilled=False):
-    """(mean, standard deviation, count) of the test accuracy in %, or None."""
-    values = [100 * r["test_accuracy"] for r in _runs(results, row, fraction, distilled)]
+def _summary(results, row, fraction, distilled=False, key="test_accuracy"):
+    """(mean, standard deviation, count) of `key` (an accuracy) in %, or None."""
+    values = [100 * r[key] for r in _runs(results, row, fraction, distilled)]
     if not values:
         return None
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -216,7 +303,8 @@ def _cell(summary):
 
 
 def write_tables(results, output_dir, teacher_accuracy=None):
-    """Writes runs.csv, tables.md and tables.png; prints the tables. Returns the Markdown."""
+    """Writes runs.csv, tables.md, tables.png and sweeps.png; prints the tables. Returns the
+    Markdown."""
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "runs.csv"), "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(results[0]))
@@ -245,16 +333,20 @@ def write_tables(results, output_dir, teacher_accuracy=None):
             f"| {fraction:g} | {size} | {_cell(deit)} | {_cell(convit)} | "
             f"{convit[0] - deit[0]:+.1f} | {paper[0]} | {paper[1]} |"
         )
+    # Table 3 at the fractions its other rows ran at (rows a and e alone: at all of theirs).
+    rows = sorted({r["row"] for r in results} & set(ROWS))
+    ablations = [r for r in results if r["row"] in ROWS and r["row"] not in TABLE_2_ROWS]
+    table_3_fractions = sorted({r["fraction"] for r in ablations}) or fractions
     lines += [
         "",
         "Table 3, ablations (train gating, conv init, train GPSA, use GPSA)",
         "",
-        "| row | model | " + " | ".join(f"fraction {f:g}" for f in fractions)
+        "| row | model | " + " | ".join(f"fraction {f:g}" for f in table_3_fractions)
         + " | paper full | paper 10% |",
-        "|---|---|" + "---:|" * (len(fractions) + 2),
+        "|---|---|" + "---:|" * (len(table_3_fractions) + 2),
     ]  # fmt: skip
-    for row in sorted({r["row"] for r in results}):
-        cells = " | ".join(_cell(_summary(results, row, f)) for f in fractions)
+    for row in rows:
+        cells = " | ".join(_cell(_summary(results, row, f)) for f in table_3_fractions)
         full, tenth = PAPER_TABLE_3[row]
         lines.append(f"| {row} | {ROWS[row][0]} | {cells} | {full} | {tenth} |")
     distilled = [row for row in DISTILLED_ROWS if _summary(results, row, 1.0, True)]
@@ -274,12 +366,55 @@ def write_tables(results, output_dir, teacher_accuracy=None):
                 f"| {ROWS[row][0]} | {_cell(plain)} | {_cell(hard)} | {paper[0]} | {paper[1]} |"
             )
     lines += _convergence_table(results)
+    sweeps = _sweeps(results)
+    for title, points in sweeps:
+        lines += _sweep_table(results, title, points)
     markdown = "\n".join(lines) + "\n"
     with open(os.path.join(output_dir, "tables.md"), "w") as file:
         file.write(markdown)
     print(markdown)
-    _plot(results, fractions, os.path.join(output_dir, "tables.png"))
+    _plot(results, table_3_fractions, os.path.join(output_dir, "tables.png"))
+    _plot_sweeps(results, sweeps, os.path.join(output_dir, "sweeps.png"))
     return markdown
+
+
+def _sweeps(results):
+    """[(title, [(label, variant, fraction)])] of Fig. 8's sweeps and the two baselines, each
+    with the points that have runs, at the fraction where its non-default points ran."""
+    present = {(r["row"], r["fraction"]) for r in results if not r["distilled"]}
+    alphas = [(f"{alpha:g}", alpha_variant(alpha)) for alpha in LOCALITY_STRENGTHS]
+    blocks = [(str(count), blocks_variant(count)) for count in GPSA_BLOCKS]
+    baselines = [("DeiT twin", "e"), ("in-place ablation", IN_PLACE)]
+    sweeps = []
+    for title, points in (
+        ("Fig. 8, locality strength alpha", alphas),
+        ("Fig. 8, GPSA blocks", blocks),
+        ("The two baselines", baselines),
+    ):
+        own = {variant for _, variant in points} - set(TABLE_2_ROWS)
+        for fraction in sorted({f for variant, f in present if variant in own}):
+            kept = [(label, v, fraction) for label, v in points if (v, fraction) in present]
+            sweeps.append((f"{title} (fraction {fraction:g})", kept))
+    return sweeps
+
+
+def _sweep_table(results, title, points):
+    """Markdown lines: the validation accuracy at the early epoch and the test accuracy at the
+    end of each point of a sweep."""
+    early = sorted({r["early_epoch"] for r in results})
+    lines = [
+        "",
+        f"{title}: validation accuracy at epoch {'/'.join(map(str, early))} (the head start) "
+        "and test accuracy at the end",
+        "",
+        "| point | variant | early validation | final test |",
+        "|---|---|---:|---:|",
+    ]
+    for label, variant, fraction in points:
+        head_start = _summary(results, variant, fraction, key="val_accuracy_early")
+        final = _summary(results, variant, fraction)
+        lines.append(f"| {label} | {variant} | {_cell(head_start)} | {_cell(final)} |")
+    return lines
 
 
 def _convergence_table(results):
@@ -314,7 +449,7 @@ def _plot(results, fractions, path):
     except ImportError:
         print("matplotlib is missing, so no plot: pip install matplotlib")
         return
-    rows = sorted({r["row"] for r in results})
+    rows = sorted({r["row"] for r in results} & set(ROWS))
     figure, axis = plt.subplots(figsize=(8, 3.8))
     width = 0.8 / len(fractions)
     lowest = 100.0
@@ -339,6 +474,52 @@ def _plot(results, fractions, path):
     axis.set_ylabel("test accuracy (%)")
     axis.set_title("Table 3 on the digits (mean ± std over seeds)")
     axis.legend(fontsize=8, loc="upper right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _plot_sweeps(results, sweeps, path):
+    """Table 2 (test accuracy against the fraction) and each of Fig. 8's sweeps (early
+    validation and final test accuracy against the point), mean ± std over the seeds."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is missing, so no plot: pip install matplotlib")
+        return
+    sweeps = [sweep for sweep in sweeps if sweep[0].startswith("Fig. 8")]
+    table_2 = sorted({r["fraction"] for r in results if r["row"] in TABLE_2_ROWS})
+    figure, axes = plt.subplots(1, 1 + len(sweeps), figsize=(4 * (1 + len(sweeps)), 3.6))
+    axes = list(getattr(axes, "flat", [axes]))
+    for row in TABLE_2_ROWS:
+        points = [(f, _summary(results, row, f)) for f in table_2]
+        points = [(f, summary) for f, summary in points if summary]
+        axes[0].errorbar(
+            [f for f, _ in points], [s[0] for _, s in points], yerr=[s[1] for _, s in points],
+            marker="o", capsize=3, label=ROWS[row][0],
+        )  # fmt: skip
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("fraction of the training images")
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].set_title("Table 2", fontsize=9)
+    axes[0].legend(fontsize=8)
+    for axis, (title, points) in zip(axes[1:], sweeps, strict=True):
+        positions = range(len(points))
+        for key, name in (
+            ("val_accuracy_early", "early validation"),
+            ("test_accuracy", "final test"),
+        ):
+            summaries = [_summary(results, v, f, key=key) for _, v, f in points]
+            axis.errorbar(
+                positions, [s[0] for s in summaries], yerr=[s[1] for s in summaries],
+                marker="o", capsize=3, label=name,
+            )  # fmt: skip
+        axis.set_xticks(list(positions), [label for label, _, _ in points])
+        axis.set_title(title, fontsize=9)
+        axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -154,6 +154,27 @@ def test_augmented_batches_shapes_and_ranges(preset):
             assert set(np.unique(labels)) <= {0.0, 1.0}
 
 
+def _two_epochs(seed, examples=None):
+    """Every batch of two epochs of DeiT-augmented batches (crop, flip, RandAugment, erasing,
+    MixUp/CutMix), built anew, as a run builds them."""
+    augmentation = Augmentation.deit(repeats=2)
+    batches = augmented_batches(
+        examples or _examples(24), 24, 3, (16, 16), 4, augmentation, seed=seed
+    )
+    return [[(x.numpy(), y.numpy()) for x, y in batches] for _ in range(2)]
+
+
+def test_augmented_batches_repeat_under_one_seed():
+    first, again, other = _two_epochs(seed=3), _two_epochs(seed=3), _two_epochs(seed=4)
+    for epoch, epoch_again in zip(first, again, strict=True):
+        for (x, y), (x_again, y_again) in zip(epoch, epoch_again, strict=True):
+            np.testing.assert_array_equal(x, x_again)
+            np.testing.assert_array_equal(y, y_again)
+    # Not one fixed draw: each epoch and each seed augments anew.
+    assert not np.array_equal(first[0][0][0], first[1][0][0])
+    assert not np.array_equal(first[0][0][0], other[0][0][0])
+
+
 @pytest.mark.parametrize("mode", ["cutmix", "mixup", "off"])
 def test_mixup_cutmix_switch(mode):
     # Image i is flat at 5 * (i + 1); a full-image crop keeps it. CutMix pastes pixels (values
