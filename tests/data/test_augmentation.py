@@ -165,6 +165,8 @@ def _two_epochs(seed, examples=None):
 
 
 def test_augmented_batches_repeat_under_one_seed():
+    """Mutation: the layers drawing from their own stateful generators (no `drawing_from`):
+    parallel maps then hand the draws out in thread order, and the batches differ."""
     first, again, other = _two_epochs(seed=3), _two_epochs(seed=3), _two_epochs(seed=4)
     for epoch, epoch_again in zip(first, again, strict=True):
         for (x, y), (x_again, y_again) in zip(epoch, epoch_again, strict=True):
