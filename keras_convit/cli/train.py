@@ -17,6 +17,10 @@ Examples:
     keras-convit train --dataset photos/ --weights runs/x/ --layer-decay 0.75  # recipe below)
     keras-convit train --dataset photos/ --weights w.safetensors --freeze-backbone  # linear probe
 
+SIGTERM or SIGINT (a preemption notice, Ctrl-C) stops a run after the current step with its
+state committed, and exits with status 75; the same command resumes it mid-epoch. A second
+Ctrl-C stops at once, losing the epoch under way.
+
 Starting from weights selects the fine-tuning recipe (keras_convit.job.fine_tuning): a tenth of
 the from-scratch peak rate, 30 epochs (about 1,000 steps on a small data set), a warm-up of one
 epoch. Every flag still overrides it.
@@ -32,6 +36,7 @@ from keras_convit.job.config import AUGMENTATIONS, DIGITS_DEFAULTS, PAPER_DEFAUL
 from keras_convit.job.run import run_training
 from keras_convit.presets import BASELINES, PRESETS
 from keras_convit.training.callbacks import NonFiniteLossError
+from keras_convit.training.preemption import PREEMPTED_EXIT_STATUS, Preempted
 
 
 def configure_parser(parser):
@@ -278,6 +283,8 @@ def run(args):
             )
         except NonFiniteLossError as error:
             raise CommandFailed(str(error), status=1) from error
+        except Preempted as stop:
+            raise CommandFailed(str(stop), status=PREEMPTED_EXIT_STATUS) from stop
     return 0
 
 

@@ -17,11 +17,12 @@ from keras_convit.job.fine_tuning import (
     fine_tuning_defaults,
     read_source_weights,
 )
+from keras_convit.job.fitting import training_callbacks
 from keras_convit.job.lock import RunLockedError, run_lock
 from keras_convit.job.model import build_model
 from keras_convit.job.record import read_run, write_run
 from keras_convit.job.report import confusion_matrix, held_out_report
-from keras_convit.job.run import run_training, training_callbacks
+from keras_convit.job.run import run_training
 
 __all__ = [
     "ConfigError",

@@ -1,7 +1,7 @@
 """The run directory of the main job: where a run goes, whether it resumes, and its status.
 
 A run directory holds:
-    run.json              the resolved settings and the status ("running", "failed", "finished")
+    run.json              the resolved settings and the status (`STATUSES` of job/record.py)
     checkpoint/           per-epoch state while the run is unfinished (see `RunCheckpoint`)
     history.csv           one row per epoch: losses, accuracies, learning rate, seconds
     best.weights.h5       the weights of the best validation epoch (the last one without
@@ -25,7 +25,7 @@ import shutil
 
 from keras_convit.job.config import TrainConfig
 from keras_convit.job.lock import LOCK_FILE
-from keras_convit.job.record import DAMAGED, RUN_FILE, read_run
+from keras_convit.job.record import DAMAGED, RUN_FILE, UNFINISHED, read_run
 from keras_convit.training.callbacks import RunCheckpoint
 
 CHECKPOINT_DIR = "checkpoint"
@@ -54,7 +54,7 @@ def choose_run_directory(config):
         saved = read_run(path)
         if not os.path.exists(path) or _is_empty(path):
             return path
-        if saved and saved["status"] in ("running", "failed") and saved["settings"] == settings:
+        if saved and saved["status"] in UNFINISHED and saved["settings"] == settings:
             return path
     raise RunDirectoryError(f"No free run directory under {base}-*.")
 

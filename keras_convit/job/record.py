@@ -1,4 +1,4 @@
-"""The record of a run, `run.json`: its status ("running", "failed", "finished"), its resolved
+"""The record of a run, `run.json`: its status (one of `STATUSES`), its resolved
 settings, the fingerprint of its data, its error, the backend and the keras_convit version."""
 
 import dataclasses
@@ -11,7 +11,9 @@ from keras_convit._files import write_json_atomically
 from keras_convit.version import __version__
 
 RUN_FILE = "run.json"
-STATUSES = ("running", "failed", "finished")
+# "preempted": stopped by SIGTERM or SIGINT with its state committed. All but "finished" resume.
+STATUSES = ("running", "failed", "preempted", "finished")
+UNFINISHED = tuple(status for status in STATUSES if status != "finished")
 DAMAGED = "damaged"  # the status `read_run` gives a run.json it cannot read
 # Settings renamed since runs were first recorded: a run of an earlier version still resumes.
 RENAMED_SETTINGS = {

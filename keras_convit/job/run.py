@@ -36,20 +36,16 @@ from keras_convit.job.fine_tuning import (
     weight_file,
     with_model_of_weights,
 )
+from keras_convit.job.fitting import fit_to_the_end, training_callbacks
 from keras_convit.job.lock import LOCK_FILE, run_lock
 from keras_convit.job.model import build_model, load_teacher
 from keras_convit.job.record import read_run, write_run
 from keras_convit.job.report import held_out_report, plot_run
 from keras_convit.models.default_compile import compile_portably
 from keras_convit.models.preset_files import save_to_preset
-from keras_convit.training.callbacks import (
-    EpochTimer,
-    LearningRateLogger,
-    NonFiniteLossError,
-    NonFiniteLossGuard,
-    RunCheckpoint,
-)
+from keras_convit.training.callbacks import NonFiniteLossError, RunCheckpoint
 from keras_convit.training.distillation import HardDistillation
+from keras_convit.training.preemption import Preempted, PreemptionGuard
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +91,9 @@ def run_training(
     Nothing is written before training can start (the data read, the model built): a start
     that fails leaves the directory as it was. One process at a time holds a run directory
     (`run_lock`). A run that fails once training has started is marked "failed" with the error
-    in `run.json` and resumes from its last committed epoch.
+    in `run.json` and resumes from its last committed epoch. SIGTERM or SIGINT during training
+    (`PreemptionGuard`) stops it after the current step with that step's state committed,
+    marked "preempted", and raises `Preempted`; the same call resumes it mid-epoch.
 
     Args:
         config: a `TrainConfig`; its None settings take the data set's defaults, and a small
@@ -114,6 +112,7 @@ def run_training(
             the run can be resumed).
         RunDirectoryError: see `prepare_run_directory`; also a resumed run whose data changed.
         RunLockedError: another process runs in that directory.
+        Preempted: a signal stopped the run (its state committed: run again to resume).
 
     Example (a tiny run: one epoch on half of the 8x8 digits):
     >>> import tempfile
@@ -162,24 +161,6 @@ def run_training(
             return _train(run, verbose)
     finally:
         _remove_unused_lock(output_dir, created, locked_before)
-
-
-def training_callbacks(checkpoint, use_ema=False):
-    """The job's callbacks, in order: epoch timer and learning rate (added to the logs), the EMA
-    swap for validation, the non-finite loss guard, and the checkpoint (last, so it records
-    what the others add).
-
-    Example:
-    >>> import tempfile
-    >>> checkpoint = keras_convit.training.RunCheckpoint(tempfile.mkdtemp())
-    >>> [type(c).__name__ for c in keras_convit.job.training_callbacks(checkpoint)]
-    ['EpochTimer', 'LearningRateLogger', 'NonFiniteLossGuard', 'RunCheckpoint']
-    """
-    callbacks = [EpochTimer(), LearningRateLogger()]
-    if use_ema:
-        callbacks.append(keras.callbacks.SwapEMAWeights())
-    callbacks += [NonFiniteLossGuard(), checkpoint]
-    return callbacks
 
 
 def _start(path, config, resuming, source, data, accept_data_change):
@@ -273,20 +254,20 @@ def _train(run, verbose):
         probe = data.validation if data.validation is not None else data.test
         logger = AnalysisLogger(run.path, probe, every=config.analysis_every, append=run.resuming)
         callbacks.insert(len(callbacks) - 1, logger)
+    # Last: an epoch that a signal ends is committed by the checkpoint first.
+    guard = PreemptionGuard(checkpoint)
+    callbacks.append(guard)
     try:
-        trainee.fit(
-            data.train,
-            validation_data=data.validation,
-            epochs=config.epochs,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,  # the pipeline shuffles
-        )
+        with guard:
+            fit_to_the_end(trainee, data, config.epochs, callbacks, checkpoint.interrupted, verbose)
         checkpoint.load_best_weights(trainee)
         if config.use_ema:
             # The file holds the raw weights and, in the optimizer, their average: use it.
             trainee.optimizer.finalize_variable_values(trainee.trainable_variables)
         report = held_out_report(model, data.test, data.class_names)
+    except Preempted as stop:
+        run.record("preempted", error=str(stop))
+        raise
     except NonFiniteLossError as error:
         run.record("failed", error=str(error))
         raise NonFiniteLossError(

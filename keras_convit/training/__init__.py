@@ -1,6 +1,7 @@
-"""Training, the library: the DeiT recipe on `model.fit`, callbacks that make a run resumable,
-hard distillation and its CNN teacher, layer-wise learning-rate decay for fine-tuning. The main
-job that uses them is `keras_convit.job`.
+"""Training, the library: the DeiT recipe on `model.fit`, callbacks that make a run resumable
+(and stop it on SIGTERM or SIGINT with its state committed), hard distillation and its CNN
+teacher, layer-wise learning-rate decay for fine-tuning. The main job that uses them is
+`keras_convit.job`.
 
 model.compile(**keras_convit.training.deit_recipe(model, batch_size, steps_per_epoch, epochs))
 """
@@ -13,10 +14,15 @@ from keras_convit.training.callbacks import (
     NonFiniteLossGuard,
     NonFiniteWeightsError,
     RunCheckpoint,
-    write_history_csv,
 )
 from keras_convit.training.distillation import HardDistillation
+from keras_convit.training.history_file import write_history_csv
 from keras_convit.training.layer_decay import LayerDecayAdamW
+from keras_convit.training.preemption import (
+    PREEMPTED_EXIT_STATUS,
+    Preempted,
+    PreemptionGuard,
+)
 from keras_convit.training.recipe import (
     DROP_PATH_RATE,
     deit_recipe,
@@ -36,6 +42,9 @@ __all__ = [
     "NonFiniteLossError",
     "NonFiniteLossGuard",
     "NonFiniteWeightsError",
+    "PREEMPTED_EXIT_STATUS",
+    "Preempted",
+    "PreemptionGuard",
     "RunCheckpoint",
     "cnn_teacher",
     "deit_recipe",

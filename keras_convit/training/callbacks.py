@@ -3,8 +3,6 @@ keeps the best weights and the full history; the guard against a non-finite loss
 log additions are in `monitors.py`, imported here."""
 
 import contextlib
-import csv
-import errno
 import json
 import math
 import os
@@ -12,7 +10,6 @@ import shutil
 import warnings
 
 import keras
-import numpy as np
 
 from keras_convit._files import (
     atomic_path,
@@ -20,26 +17,26 @@ from keras_convit._files import (
     write_json_atomically,
 )
 from keras_convit._keras_compat import set_initial_epoch
+from keras_convit.training.checkpoint_faults import (  # noqa: F401 (the errors: re-exported)
+    CheckpointWriteError,
+    DamagedCheckpointError,
+    NonFiniteWeightsError,
+    check_finite_weights,
+    resume_advice,
+    short_error,
+    write_failure,
+)
+from keras_convit.training.history_file import write_history_csv
 from keras_convit.training.monitors import (  # noqa: F401 (re-exported: imported from here)
     EpochTimer,
     LearningRateLogger,
     NonFiniteLossError,
     NonFiniteLossGuard,
 )
+from keras_convit.training.preemption import merge_epoch_logs
 
 STATE_FILE = "state.json"
-
-
-class NonFiniteWeightsError(NonFiniteLossError):
-    """A weight became NaN or infinite at the end of an epoch (the loss may still be finite)."""
-
-
-class CheckpointWriteError(OSError):
-    """The checkpoint of an epoch could not be written; the committed one is kept."""
-
-
-class DamagedCheckpointError(ValueError):
-    """A checkpoint file cannot be read; the message names it and says what to do."""
+INTERRUPTED_WEIGHTS = "interrupted.weights.h5"
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -55,7 +52,9 @@ class RunCheckpoint(keras.callbacks.Callback):
     (`NonFiniteWeightsError`), and one that cannot be written, e.g. on a full disk, raises
     `CheckpointWriteError` (an `OSError`) with the committed state untouched. With
     `history_csv`, the full history is rewritten there each epoch. Place it after callbacks
-    that add to the epoch logs.
+    that add to the epoch logs. A run stopped mid-epoch (`PreemptionGuard`) commits the state
+    of its last step with `commit_interrupted`; `fit` then restarts from it, and the epoch's
+    remaining steps (`interrupted["step"]` were run) complete it.
 
     Args:
         directory: folder for the checkpoint (created).
@@ -116,6 +115,12 @@ class RunCheckpoint(keras.callbacks.Callback):
         return self.state["history"]
 
     @property
+    def interrupted(self):
+        """{"epoch", "step", "logs", "seconds", "weights"} of the epoch a signal stopped after
+        `step` of its steps (its state committed in the file `weights`), or None."""
+        return self.state["interrupted"]
+
+    @property
     def best_epoch(self):
         return self.state["best_epoch"]
 
@@ -138,12 +143,15 @@ class RunCheckpoint(keras.callbacks.Callback):
         os.makedirs(self.directory, exist_ok=True)
         self.state = self.read_state(self.directory) or _empty_state()
         self._remove_stale_files()
-        if self.state["last_weights"] is None:
+        if self.state["last_weights"] is None and self.interrupted is None:
             return
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        self._load_last_good_weights()
+        if not self._load_interrupted_weights():
+            if self.state["last_weights"] is None:  # stopped in the first epoch, file damaged
+                return
+            self._load_last_good_weights()
         set_initial_epoch(self.model, self.state["epoch"])
         if self.history_csv:  # a kill between the commit and the CSV left it an epoch behind
             self._write_history_csv(self.state)
@@ -157,16 +165,58 @@ class RunCheckpoint(keras.callbacks.Callback):
             model.load_weights(self.best_weights_path)
             return self.best_weights_path
         except Exception as error:
-            damaged = f"{self.best_weights_path} is damaged ({_short(error)})"
+            damaged = f"{self.best_weights_path} is damaged ({short_error(error)})"
         try:
             model.load_weights(self.last_weights_path)
         except Exception as error:
             raise DamagedCheckpointError(
-                f"{damaged}, and so is {self.last_weights_path} ({_short(error)}). Pass "
+                f"{damaged}, and so is {self.last_weights_path} ({short_error(error)}). Pass "
                 "--overwrite to start the run again."
             ) from error
         warnings.warn(f"{damaged}: the last epoch's weights are used instead.", stacklevel=2)
         return self.last_weights_path
+
+    def commit_interrupted(self, epoch, step, part_steps, logs, seconds):
+        """Commits the state after `step` steps of `epoch` (1-based), the epoch unfinished:
+        `part_steps` of them ran in this `fit`, with the running `logs`, in `seconds`."""
+        logs = {key: _to_float(value) for key, value in (logs or {}).items()}
+        check_finite_weights(self.model, epoch, self._kept())
+        earlier = self.interrupted
+        if earlier is not None:  # stopped twice in one epoch: the parts add up
+            before = earlier["step"]
+            logs = merge_epoch_logs(earlier["logs"], before, logs, part_steps)
+            seconds += earlier["seconds"]
+        state = dict(self.state)
+        state["interrupted"] = {"epoch": epoch, "step": step, "logs": logs,
+                                "seconds": seconds, "weights": INTERRUPTED_WEIGHTS}  # fmt: skip
+        try:
+            save_weights_safely(self.model, self.path(INTERRUPTED_WEIGHTS))
+            write_json_atomically(os.path.join(self.directory, STATE_FILE), state)
+        except Exception as error:
+            raise CheckpointWriteError(
+                f"Cannot write the checkpoint of step {step} of epoch {epoch} in "
+                f"{self.directory}: {write_failure(error)}. {self._kept()} {resume_advice(error)}"
+            ) from error
+        self.state = state
+
+    def _load_interrupted_weights(self):
+        """Loads the state a signal stopped the run in; False when there is none, or when its
+        file is damaged (with a warning: the epoch then runs again from its start)."""
+        if self.interrupted is None:
+            return False
+        path = self.path(self.interrupted["weights"])
+        try:
+            self.model.load_weights(path)
+            return True
+        except Exception as error:
+            epoch = self.interrupted["epoch"]
+            warnings.warn(
+                f"{path} is damaged ({short_error(error)}): epoch {epoch} runs again from its "
+                "start.",
+                stacklevel=2,
+            )
+        self.state = dict(self.state, interrupted=None)
+        return False
 
     def _load_last_good_weights(self):
         """Loads the last epoch's weights; when that file is damaged, the previous epoch's,
@@ -175,7 +225,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.model.load_weights(self.last_weights_path)
             return
         except Exception as error:  # h5py and Keras raise OSError, ValueError, KeyError, ...
-            damaged = f"{self.last_weights_path} is damaged ({_short(error)})"
+            damaged = f"{self.last_weights_path} is damaged ({short_error(error)})"
         previous = self.state.get("previous_weights")
         if previous is None:
             raise DamagedCheckpointError(
@@ -186,8 +236,9 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.model.load_weights(self.path(previous))
         except Exception as error:
             raise DamagedCheckpointError(
-                f"{damaged}, and so is the one before, {self.path(previous)} ({_short(error)}): "
-                "the run cannot resume. Pass --overwrite to start the run again."
+                f"{damaged}, and so is the one before, {self.path(previous)} "
+                f"({short_error(error)}): the run cannot resume. Pass --overwrite to start the "
+                "run again."
             ) from error
         epoch = self.state["epoch"] - 1
         warnings.warn(
@@ -199,8 +250,15 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {key: _to_float(value) for key, value in (logs or {}).items()}
-        _check_finite_weights(self.model, epoch + 1, self._kept())
+        check_finite_weights(self.model, epoch + 1, self._kept())
         state = json.loads(json.dumps(self.state))
+        interrupted, state["interrupted"] = state["interrupted"], None
+        if interrupted is not None:  # the epoch ran in two parts: its logs are the whole's
+            steps = self.params.get("steps") or 0
+            logs = {
+                **merge_epoch_logs(interrupted["logs"], interrupted["step"], logs, steps),
+                "epoch_seconds": logs.get("epoch_seconds", 0.0) + interrupted["seconds"],
+            }
         for key, value in logs.items():
             values = state["history"].setdefault(key, [None] * state["epoch"])
             values.append(value)
@@ -235,7 +293,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             self._remove_stale_files()  # this epoch's files: the committed state names none
             raise CheckpointWriteError(
                 f"Cannot write the checkpoint of epoch {epoch + 1} in {self.directory}: "
-                f"{_reason(error)}. {self._kept()} {_then_resume(error)}"
+                f"{write_failure(error)}. {self._kept()} {resume_advice(error)}"
             ) from error
         self.state = state
         self._remove_stale_files()
@@ -252,13 +310,14 @@ class RunCheckpoint(keras.callbacks.Callback):
             write_history_csv(self.history_csv, state["history"])
         except OSError as error:
             raise CheckpointWriteError(
-                f"Cannot write {self.history_csv}: {_reason(error)}. Epoch {state['epoch']} "
-                f"is committed. {_then_resume(error)}"
+                f"Cannot write {self.history_csv}: {write_failure(error)}. Epoch {state['epoch']} "
+                f"is committed. {resume_advice(error)}"
             ) from error
 
     def _remove_stale_files(self):
         state = self.state
         keep = {STATE_FILE, state["last_weights"], state["previous_weights"], state["best_weights"]}
+        keep.add((state["interrupted"] or {}).get("weights"))
         for name in os.listdir(self.directory):
             if name not in keep and (name.endswith(".weights.h5") or name.startswith("tmp-")):
                 with contextlib.suppress(OSError):  # cleaning up must not hide the real error
@@ -274,6 +333,7 @@ def _empty_state():
         "best_epoch": None,
         "best_value": None,
         "best_weights": None,
+        "interrupted": None,
     }
 
 
@@ -286,53 +346,5 @@ def _back_to(state, epoch, weights):
     return state
 
 
-def _short(error):
-    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-
-
 def _to_float(value):
     return float(keras.ops.convert_to_numpy(value))
-
-
-def _check_finite_weights(model, epoch, kept):
-    """Raises `NonFiniteWeightsError` if a weight is NaN or infinite: a finite loss does not
-    prove finite weights (a bad update after the last batch's loss, say)."""
-    bad = [v.path for v in model.weights if not np.isfinite(keras.ops.convert_to_numpy(v)).all()]
-    if bad:
-        raise NonFiniteWeightsError(
-            f"{len(bad)} of {len(model.weights)} weight tensors became NaN or infinite in epoch "
-            f"{epoch} (e.g. {bad[0]}); the epoch is not committed. {kept} Lower the learning "
-            "rate or clip gradients, then resume."
-        )
-
-
-def _os_error(error):
-    """The first `OSError` with an errno in the chain of `error`, or None."""
-    while error is not None and not (isinstance(error, OSError) and error.errno):
-        error = error.__cause__ or error.__context__
-    return error
-
-
-def _reason(error):
-    """`error` in a few words, e.g. "No space left on device (ENOSPC)"."""
-    cause = _os_error(error)
-    if cause is None:
-        return f"{type(error).__name__}: {error}"
-    return f"{os.strerror(cause.errno)} ({errno.errorcode.get(cause.errno, cause.errno)})"
-
-
-def _then_resume(error):
-    full = getattr(_os_error(error), "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-    return f"{'Free some space, then run' if full else 'Run'} the same command again to resume."
-
-
-def write_history_csv(path, history):
-    """Writes {key: [value per epoch]} as CSV with an `epoch` column (1-based), atomically."""
-    keys = sorted(history)
-    rows = max((len(values) for values in history.values()), default=0)
-    with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["epoch", *keys])
-        for row in range(rows):
-            values = [history[key][row] if row < len(history[key]) else None for key in keys]
-            writer.writerow([row + 1] + ["" if value is None else value for value in values])

@@ -1,10 +1,13 @@
-"""Shared parts of `test_faults.py`: the tiny `keras-convit train` command, its run directory's
-files, and a wrapper that fills the "disk" in the middle of a run:
+"""Shared parts of the fault tests: the tiny `keras-convit train` command, its run directory's
+files, and a wrapper that, in the middle of a run, fills the "disk" or sends a signal:
 
     python tests/training/fault_helpers.py --file-size-limit BYTES --after-epoch N -- train ...
+    python tests/training/fault_helpers.py --signal SIGTERM --at-step N -- train ...
 
 runs `keras-convit train ...` and, once epoch N is committed, lowers the process's file size
-limit (RLIMIT_FSIZE) to BYTES: every later write past it fails with EFBIG, as on a full disk.
+limit (RLIMIT_FSIZE) to BYTES: every later write past it fails with EFBIG, as on a full disk;
+or, after the N-th training step of the process, sends itself the signal (a real one, handled
+as one from outside).
 """
 
 import argparse
@@ -89,10 +92,37 @@ def history_rows(run_dir):
 
 def _main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--file-size-limit", type=int, required=True)
-    parser.add_argument("--after-epoch", type=int, required=True)
+    parser.add_argument("--file-size-limit", type=int)
+    parser.add_argument("--after-epoch", type=int)
+    parser.add_argument("--signal")
+    parser.add_argument("--at-step", type=int)
     parser.add_argument("arguments", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
+    if args.signal:
+        return _signal_at_step(args.signal, args.at_step, arguments)
+    return _full_disk_after_epoch(args.file_size_limit, args.after_epoch, arguments)
+
+
+def _signal_at_step(name, step, arguments):
+    import signal
+
+    from keras_convit.cli import main
+    from keras_convit.training.preemption import PreemptionGuard
+
+    on_batch_end, steps = PreemptionGuard.on_train_batch_end, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        steps.append(batch)
+        if len(steps) == step:
+            os.kill(os.getpid(), getattr(signal, name))
+        on_batch_end(self, batch, logs)
+
+    PreemptionGuard.on_train_batch_end = on_train_batch_end
+    return main(arguments)
+
+
+def _full_disk_after_epoch(file_size_limit, after_epoch, arguments):
     import resource
     import signal
 
@@ -104,12 +134,11 @@ def _main(argv):
 
     def on_epoch_end(self, epoch, logs=None):
         commit(self, epoch, logs)
-        if self.epoch >= args.after_epoch:
-            limit = (args.file_size_limit, resource.RLIM_INFINITY)
+        if self.epoch >= after_epoch:
+            limit = (file_size_limit, resource.RLIM_INFINITY)
             resource.setrlimit(resource.RLIMIT_FSIZE, limit)
 
     RunCheckpoint.on_epoch_end = on_epoch_end
-    arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
     return main(arguments)
 
 
