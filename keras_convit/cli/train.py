@@ -33,6 +33,7 @@ import os
 from keras_convit.cli.errors import CommandFailed
 from keras_convit.cli.image_limit import add_max_image_pixels_flag, max_image_pixels_of
 from keras_convit.job.config import AUGMENTATIONS, DIGITS_DEFAULTS, PAPER_DEFAULTS, TrainConfig
+from keras_convit.job.distribute import DISTRIBUTE_MODES
 from keras_convit.job.run import run_training
 from keras_convit.presets import BASELINES, PRESETS
 from keras_convit.training.callbacks import NonFiniteLossError
@@ -233,6 +234,16 @@ def configure_parser(parser):
         "(keras_convit.analysis.AnalysisLogger) and plot them at the end (default 0: off).",
     )
 
+    devices = parser.add_argument_group("devices")
+    devices.add_argument(
+        "--distribute",
+        choices=DISTRIBUTE_MODES,
+        default="none",
+        help="data: data parallel over every device of this machine (TensorFlow's "
+        "MirroredStrategy; on JAX and PyTorch, examples/distributed/ for now); --batch-size is "
+        "the global batch and must divide over them (default none: one device).",
+    )
+
     run = parser.add_argument_group("run directory")
     run.add_argument(
         "--output-dir",
@@ -280,6 +291,7 @@ def run(args):
                 explicit=tuple(explicit),
                 verbose=args.verbose,
                 accept_data_change=args.accept_data_change,
+                distribute=args.distribute,
             )
         except NonFiniteLossError as error:
             raise CommandFailed(str(error), status=1) from error

@@ -11,6 +11,7 @@ from keras_convit.job.directory import (
     clear_run_directory,
     prepare_run_directory,
 )
+from keras_convit.job.distribute import DISTRIBUTE_MODES, distribution_scope
 from keras_convit.job.fine_tuning import (
     SourceWeights,
     WeightsSourceError,
@@ -26,6 +27,7 @@ from keras_convit.job.run import run_training
 
 __all__ = [
     "ConfigError",
+    "DISTRIBUTE_MODES",
     "RunDirectoryError",
     "RunLockedError",
     "SourceWeights",
@@ -34,6 +36,7 @@ __all__ = [
     "choose_run_directory",
     "clear_run_directory",
     "confusion_matrix",
+    "distribution_scope",
     "fine_tuning_defaults",
     "held_out_report",
     "prepare_run_directory",

@@ -30,6 +30,7 @@ from keras_convit.job.directory import (
     clear_run_directory,
     prepare_run_directory,
 )
+from keras_convit.job.distribute import distribution_scope
 from keras_convit.job.fine_tuning import (
     RUN_MODEL_FILE,
     read_source_weights,
@@ -85,6 +86,7 @@ def run_training(
     data=None,
     verbose=None,
     accept_data_change=False,
+    distribute="none",
 ):
     """Runs the main job and returns its metrics (also written to `metrics.json`).
 
@@ -106,6 +108,8 @@ def run_training(
             line per epoch).
         accept_data_change: resume even if the folder data set changed since the run began
             (its fingerprint, see `keras_convit.data.scan_folder`, differs).
+        distribute: "none", or "data": data parallel over this machine's devices
+            (`distribution_scope`); not a setting of the run, so a run resumes on other devices.
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the last good epoch is kept and
@@ -158,7 +162,11 @@ def run_training(
             )
             run = _start(path, config, resuming, source, data, accept_data_change)
             run = dataclasses.replace(run, source=weights)
-            return _train(run, verbose)
+            with distribution_scope(distribute, config.batch_size) as replicas:
+                if replicas > 1:
+                    share = config.batch_size // replicas
+                    print(f"Data parallel on {replicas} devices, {share} images each.", flush=True)
+                return _train(run, verbose)
     finally:
         _remove_unused_lock(output_dir, created, locked_before)
 
