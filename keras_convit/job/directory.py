@@ -14,6 +14,7 @@ A run directory holds:
     learning_curves.png   loss, accuracy and learning rate per epoch
     confusion_matrix.png  the test confusion matrix
     unreadable.txt        the images of a folder data set that do not decode (left out)
+    tensorboard/          with --tensorboard: event files (train/, validation/, analysis/)
     .lock                 held by the process running in the directory (`run_lock`)
 """
 
