@@ -28,7 +28,6 @@ __all__ = [
     "restore_purged_variables",
     "set_initial_epoch",
     "sublayers",
-    "tensorboard_writers",
     "with_fast_equalization",
 ]
 
@@ -103,16 +102,6 @@ def set_initial_epoch(model, epoch):
     (3.15.1). A caller that knows the epoch before `fit` passes `initial_epoch=` instead.
     """
     model._initial_epoch = epoch
-
-
-def tensorboard_writers(callback):
-    """The summary writers a `keras.callbacks.TensorBoard` has opened (train, validation).
-
-    Its tf.summary writers flush every two minutes and when training ends; to flush them at an
-    epoch's end, as a run that may be killed needs, they are read from the private `_writers`
-    dict (3.15.1): the callback has no public flush.
-    """
-    return list(callback._writers.values())
 
 
 def declare_metric_direction(metric, direction):

@@ -9,11 +9,12 @@ steps per compiled call, and TensorBoard event files in the run directory.
   (`keras_convit.layers.remat`).
 - `steps_per_execution`: `compile(steps_per_execution=N)` for this process; the saved model's
   compile config keeps 1 (`compile_portably`), which every backend can load.
-- `tensorboard`: `keras.callbacks.TensorBoard` (`EpochTensorBoard`, flushed every epoch) into
-  RUN_DIR/tensorboard/ (train/ and validation/: the epoch logs and the learning rate), and with
-  `analysis_every` the per-layer nonlocality and gating into RUN_DIR/tensorboard/analysis/
-  (`keras_convit.analysis.AnalysisScalars`). Both come after the checkpoint: they record the
-  epochs that are committed, so a resumed run writes each epoch once.
+- `tensorboard`: `keras.callbacks.TensorBoard` into RUN_DIR/tensorboard/ (train/ and
+  validation/: the epoch logs and the learning rate; its writers flush as each epoch's scalars
+  are written, so a killed run keeps them), and with `analysis_every` the per-layer
+  nonlocality and gating into RUN_DIR/tensorboard/analysis/ (`AnalysisScalars`). Both come
+  after the checkpoint: they record the epochs that are committed, so a resumed run writes
+  each epoch once.
 """
 
 import contextlib
@@ -25,7 +26,6 @@ import keras
 from keras_convit.analysis.callback import AnalysisLogger
 from keras_convit.analysis.tensorboard import AnalysisScalars
 from keras_convit.presets import get_preset
-from keras_convit.training.tensorboard import EpochTensorBoard
 
 DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 TENSORBOARD_DIR = "tensorboard"
@@ -88,7 +88,7 @@ def tensorboard_callbacks(config, run_path, callbacks):
         return []
     log_dir = os.path.join(run_path, TENSORBOARD_DIR)
     # No graph: under XLA it is the compiled step, large and of little use.
-    added = [EpochTensorBoard(log_dir, write_graph=False)]
+    added = [keras.callbacks.TensorBoard(log_dir, write_graph=False)]
     for callback in callbacks:
         if isinstance(callback, AnalysisLogger):
             added.append(AnalysisScalars(os.path.join(log_dir, "analysis"), callback))

@@ -1,6 +1,5 @@
 """Training, the library: the DeiT recipe on `model.fit`, callbacks that make a run resumable,
-hard distillation and its CNN teacher, layer-wise learning-rate decay for fine-tuning,
-TensorBoard event files flushed every epoch. The main
+hard distillation and its CNN teacher, layer-wise learning-rate decay for fine-tuning. The main
 job that uses them is `keras_convit.job`.
 
 model.compile(**keras_convit.training.deit_recipe(model, batch_size, steps_per_epoch, epochs))
@@ -26,12 +25,10 @@ from keras_convit.training.recipe import (
     scaled_learning_rate,
 )
 from keras_convit.training.teacher import cnn_teacher
-from keras_convit.training.tensorboard import EpochTensorBoard
 
 __all__ = [
     "CheckpointWriteError",
     "DROP_PATH_RATE",
-    "EpochTensorBoard",
     "EpochTimer",
     "HardDistillation",
     "LayerDecayAdamW",
