@@ -64,6 +64,24 @@ def scale_problem(config):
     return None
 
 
+def resume_problem(saved, config):
+    """Why a run recorded with the `saved` settings cannot go on with `config`, or None: its
+    checkpoint's optimizer state has the loss scale's variables or not, and Keras would skip
+    the whole state with a warning (the schedule restarting at its warm-up).
+
+    Example:
+    >>> resume_problem({"dtype_policy": "float32"}, keras_convit.job.TrainConfig())
+    """
+    before, after = saved.get("dtype_policy", "float32"), config.dtype_policy
+    if (before == "mixed_float16") != (after == "mixed_float16"):
+        return (
+            f"--resume cannot change dtype_policy from {before} to {after}: only mixed_float16 "
+            "scales the loss, and the checkpoint's optimizer state would not load. Resume with "
+            f"--dtype-policy {before}, or start a new run."
+        )
+    return None
+
+
 def model_building(config):
     """The context to build the model of `config` in: a `keras.RematScope` naming its blocks
     with `remat`, else nothing.

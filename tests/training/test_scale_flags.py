@@ -11,7 +11,13 @@ import pytest
 
 from keras_convit.analysis import AnalysisScalars
 from keras_convit.cli import main
-from keras_convit.job import ConfigError, TrainConfig, prepare_run_directory, training_callbacks
+from keras_convit.job import (
+    ConfigError,
+    RunDirectoryError,
+    TrainConfig,
+    prepare_run_directory,
+    training_callbacks,
+)
 from keras_convit.models.default_compile import compile_portably
 from keras_convit.training import NonFiniteLossError, RunCheckpoint
 
@@ -160,3 +166,21 @@ def test_a_run_recorded_before_these_settings_resumes_with_the_same_command(tmp_
     (tmp_path / "run.json").write_text(json.dumps({"status": "failed", "settings": old}))
     (tmp_path / "checkpoint" / "state.json").write_text(json.dumps({"epoch": 1}))
     assert prepare_run_directory(config, tmp_path)[2]  # resuming
+
+
+def test_resume_refuses_to_switch_loss_scaling(tmp_path):
+    """Keras skips a checkpoint's whole optimizer state when its variables differ (the loss
+    scale's): the schedule would restart at its warm-up. mixed_bfloat16 keeps the optimizer.
+    Mutation killed: the `resume_problem` check left out of `prepare_run_directory`."""
+    saved = TrainConfig(epochs=3).resolved()
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "run.json").write_text(json.dumps({"status": "failed", "settings": vars(saved)}))
+    (tmp_path / "checkpoint" / "state.json").write_text(json.dumps({"epoch": 1}))
+    for policy in ("mixed_float16", "mixed_bfloat16"):
+        current = TrainConfig(dtype_policy=policy)
+        arguments = dict(resume=True, explicit=("dtype_policy",))
+        if policy == "mixed_float16":
+            with pytest.raises(RunDirectoryError, match="cannot change dtype_policy from float32"):
+                prepare_run_directory(current, tmp_path, **arguments)
+        else:
+            assert prepare_run_directory(current, tmp_path, **arguments)[1].dtype_policy == policy
