@@ -1,7 +1,8 @@
 """The paper's analysis tools: attention maps, nonlocality (Eq. 8), gating and head centres,
-test-time masking (Tables 5-6), a training callback and the figures (matplotlib, optional):
-`plots` (the paper's figures) and `run_plots` (a training run's learning curves and confusion
-matrix, also reachable as `plots.plot_learning_curves` and `plots.plot_confusion_matrix`).
+test-time masking (Tables 5-6), training callbacks (a JSON log, TensorBoard scalars) and the
+figures (matplotlib, optional): `plots` (the paper's figures) and `run_plots` (a training run's
+learning curves and confusion matrix, also reachable as `plots.plot_learning_curves` and
+`plots.plot_confusion_matrix`).
 
 Everything here reads a model and never changes it."""
 
@@ -27,9 +28,11 @@ from keras_convit.analysis.plots import (
     read_log,
 )
 from keras_convit.analysis.run_plots import plot_confusion_matrix, plot_learning_curves
+from keras_convit.analysis.tensorboard import AnalysisScalars
 
 __all__ = [
     "AnalysisLogger",
+    "AnalysisScalars",
     "AttentionCenters",
     "LayerStep",
     "analysis_record",

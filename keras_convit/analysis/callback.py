@@ -48,8 +48,9 @@ class AnalysisLogger(keras.callbacks.Callback):
 
     Each line is one JSON object: the record, "epoch" (the number of epochs completed, so the
     first end of epoch is 1 and the initial state is 0) and "logs" (the epoch's Keras logs, such
-    as loss and val_accuracy). `keras_convit.analysis.plot_nonlocality` and `plot_gating` turn
-    the file into the paper's figures.
+    as loss and val_accuracy); the last one written is also kept as `last_record`.
+    `keras_convit.analysis.plot_nonlocality` and `plot_gating` turn the file into the paper's
+    figures.
 
     Args:
         run_dir: the directory of the run (created if missing).
@@ -108,6 +109,7 @@ class AnalysisLogger(keras.callbacks.Callback):
         self.log_initial = log_initial
         self.batch_size = batch_size
         self._pending_initial = False
+        self.last_record = None
 
     def on_train_begin(self, logs=None):
         os.makedirs(self.run_dir, exist_ok=True)
@@ -136,6 +138,7 @@ class AnalysisLogger(keras.callbacks.Callback):
         }
         with open(self.path, "a") as file:
             file.write(json.dumps(record, allow_nan=False) + "\n")
+        self.last_record = record
 
 
 def _take_images(images, num_images):

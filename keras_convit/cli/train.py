@@ -16,6 +16,7 @@ Examples:
     keras-convit train --dataset photos/ --weights imagenet   # fine-tune (a new head, the
     keras-convit train --dataset photos/ --weights runs/x/ --layer-decay 0.75  # recipe below)
     keras-convit train --dataset photos/ --weights w.safetensors --freeze-backbone  # linear probe
+    keras-convit train --model convit_small --dtype-policy mixed_bfloat16 --remat --tensorboard
 
 SIGTERM or SIGINT (a preemption notice, Ctrl-C) stops a run after the current step with its
 state committed, and exits with status 75; the same command resumes it mid-epoch. A second
@@ -32,6 +33,7 @@ import os
 
 from keras_convit.cli.errors import CommandFailed
 from keras_convit.cli.image_limit import add_max_image_pixels_flag, max_image_pixels_of
+from keras_convit.cli.scale_flags import add_scale_flags
 from keras_convit.job.config import AUGMENTATIONS, DIGITS_DEFAULTS, PAPER_DEFAULTS, TrainConfig
 from keras_convit.job.distribute import DISTRIBUTE_MODES
 from keras_convit.job.run import run_training
@@ -233,6 +235,8 @@ def configure_parser(parser):
         help="Every N epochs, log nonlocality, gating and attention centres to analysis.jsonl "
         "(keras_convit.analysis.AnalysisLogger) and plot them at the end (default 0: off).",
     )
+
+    add_scale_flags(parser)
 
     devices = parser.add_argument_group("devices")
     devices.add_argument(

@@ -7,6 +7,7 @@ import os
 
 from keras_convit.data.augmentation import Augmentation
 from keras_convit.job.fine_tuning import fine_tuning_defaults
+from keras_convit.job.scale import scale_problem
 from keras_convit.models.convit import ConViT
 from keras_convit.models.default_compile import DEFAULT_LEARNING_RATE
 from keras_convit.presets import BASELINES, PRESETS, canonical_name, get_preset
@@ -78,10 +79,9 @@ def small_data_defaults(train_size, batch_size=None, epochs=None):
 
 
 # What `model_args` may set: the builder's arguments that the job does not set itself.
+_SET_BY_THE_JOB = ("input_tensor", "input_shape", "classes", "compile", "name", "weights", "dtype")
 MODEL_ARGUMENTS = tuple(
-    name
-    for name in inspect.signature(ConViT).parameters
-    if name not in ("input_tensor", "input_shape", "classes", "compile", "name", "weights")
+    name for name in inspect.signature(ConViT).parameters if name not in _SET_BY_THE_JOB
 )
 
 
@@ -143,6 +143,10 @@ class TrainConfig:
     clipnorm: float = None
     analysis_every: int = 0
     seed: int = 0
+    dtype_policy: str = "float32"  # these four: keras_convit.job.scale
+    remat: bool = False
+    steps_per_execution: int = 1
+    tensorboard: bool = False
 
     def resolved(self, train_size=None):
         """A copy with the data set's defaults filled in and the learning rate computed.
@@ -233,6 +237,8 @@ class TrainConfig:
         for name, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"{name} must be {expected}, got {getattr(self, name)!r}.")
+        if scale_problem(self):
+            raise ConfigError(scale_problem(self))
         unknown = sorted(set(self.model_args) - set(MODEL_ARGUMENTS))
         if unknown:
             raise ConfigError(
@@ -294,9 +300,13 @@ class TrainConfig:
 
     def compile_arguments(self, model, steps_per_epoch):
         """`deit_recipe(...)` with these settings (each passed under its own name), over
-        `epochs` of `steps_per_epoch`: `model.compile(**config.compile_arguments(model, n))`."""
+        `epochs` of `steps_per_epoch`, and `steps_per_execution`:
+        `compile_portably(model, **config.compile_arguments(model, n))`."""
         settings = {name: getattr(self, name) for name in RECIPE_SETTINGS}
-        return recipe.deit_recipe(model, self.batch_size, steps_per_epoch, self.epochs, **settings)
+        arguments = recipe.deit_recipe(
+            model, self.batch_size, steps_per_epoch, self.epochs, **settings
+        )
+        return {**arguments, "steps_per_execution": self.steps_per_execution}
 
     @property
     def run_name(self):

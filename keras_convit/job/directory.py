@@ -14,6 +14,7 @@ A run directory holds:
     learning_curves.png   loss, accuracy and learning rate per epoch
     confusion_matrix.png  the test confusion matrix
     unreadable.txt        the images of a folder data set that do not decode (left out)
+    tensorboard/          with --tensorboard: event files (train/, validation/, analysis/)
     .lock                 held by the process running in the directory (`run_lock`)
 """
 
@@ -26,6 +27,7 @@ import shutil
 from keras_convit.job.config import TrainConfig
 from keras_convit.job.lock import LOCK_FILE
 from keras_convit.job.record import DAMAGED, RUN_FILE, UNFINISHED, read_run
+from keras_convit.job.scale import resume_problem
 from keras_convit.training.callbacks import RunCheckpoint
 
 CHECKPOINT_DIR = "checkpoint"
@@ -66,7 +68,8 @@ def prepare_run_directory(config, output_dir, resume=False, overwrite=False, exp
     - An unfinished run (killed or failed) with the same settings resumes: running the same
       command again after a kill continues it.
     - `resume=True` continues the unfinished run with its saved settings, changed by the
-      settings named in `explicit` (the flags given on the command line), if any.
+      settings named in `explicit` (the flags given on the command line), if any; not a
+      change its checkpoint cannot take (`keras_convit.job.scale.resume_problem`).
     - `overwrite=True` replaces a previous run (only a directory that holds one); the job
       deletes it only once the new run can start (`clear_run_directory`).
     - An unfinished run that committed no epoch holds nothing to keep: a run with other
@@ -110,7 +113,11 @@ def prepare_run_directory(config, output_dir, resume=False, overwrite=False, exp
     if resume:
         merged = dict(saved["settings"])
         merged.update({key: settings[key] for key in explicit})
-        return path, TrainConfig(**merged), True
+        resumed = TrainConfig(**merged)
+        problem = resume_problem(saved["settings"], resumed)
+        if problem:
+            raise RunDirectoryError(problem)
+        return path, resumed, True
     if saved["settings"] == settings:
         return path, config, True
     if not RunCheckpoint.read_state(os.path.join(path, CHECKPOINT_DIR)):

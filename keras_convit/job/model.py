@@ -4,6 +4,7 @@ distillation."""
 
 import keras
 
+from keras_convit.job.scale import model_building
 from keras_convit.models.variants import from_preset
 from keras_convit.presets import BASELINES, DEIT_TWIN_SUFFIX
 
@@ -20,6 +21,8 @@ def build_model(config, num_classes, weights=None):
     `weights` ("imagenet" or a weight file, see `keras_convit.weights.load_weights`) are
     loaded, the position embedding resampled to `config.image_size` and the head new where
     the classes differ. With `config.freeze_backbone` only the head trains (a linear probe).
+    The model has `config.dtype_policy`, and with `config.remat` its blocks are rematerialized
+    (`keras_convit.job.scale.model_building`).
 
     Example:
     >>> config = keras_convit.job.TrainConfig(baseline="deit").resolved()
@@ -34,16 +37,18 @@ def build_model(config, num_classes, weights=None):
         name += DEIT_TWIN_SUFFIX if config.baseline == "deit" else f"_{config.baseline}"
     if config.teacher:
         arguments["distillation"] = True
-    model = from_preset(
-        config.model,
-        **arguments,
-        drop_path_rate=config.drop_path_rate,
-        input_shape=(config.image_size, config.image_size, 3),
-        classes=num_classes,
-        weights=weights,
-        compile=False,
-        name=name,
-    )
+    with model_building(config):
+        model = from_preset(
+            config.model,
+            **arguments,
+            drop_path_rate=config.drop_path_rate,
+            input_shape=(config.image_size, config.image_size, 3),
+            classes=num_classes,
+            weights=weights,
+            compile=False,
+            dtype=config.dtype_policy,
+            name=name,
+        )
     if config.freeze_backbone:
         for layer in model.layers:
             layer.trainable = layer.name in HEAD_LAYERS

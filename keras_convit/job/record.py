@@ -23,11 +23,18 @@ RENAMED_SETTINGS = {
     "clip_norm": "clipnorm",
     "drop_path": "drop_path_rate",
 }
+# Settings added since, with the value an earlier run had in effect: its same command resumes.
+ADDED_SETTINGS = {
+    "dtype_policy": "float32",
+    "remat": False,
+    "steps_per_execution": 1,
+    "tensorboard": False,
+}
 
 
 def read_run(path):
-    """The `run.json` record of the run directory `path` (settings under today's names), or
-    None when it holds none.
+    """The `run.json` record of the run directory `path` (settings under today's names, those
+    added since with the value they had), or None when it holds none.
 
     A file that is not a record (garbage, cut short, edited by hand) is read as the record of
     a damaged run, `{"status": "damaged", "settings": {}, "damaged": why}`: `--overwrite`
@@ -58,7 +65,8 @@ def read_run(path):
         reason = f"{run_file} is damaged ({type(error).__name__}: {error})"
         return {"status": DAMAGED, "settings": {}, "damaged": reason}
     settings = record["settings"]
-    record["settings"] = {RENAMED_SETTINGS.get(key, key): value for key, value in settings.items()}
+    renamed = {RENAMED_SETTINGS.get(key, key): value for key, value in settings.items()}
+    record["settings"] = {**ADDED_SETTINGS, **renamed}
     return record
 
 

@@ -42,6 +42,7 @@ from keras_convit.job.lock import LOCK_FILE, run_lock
 from keras_convit.job.model import build_model, load_teacher
 from keras_convit.job.record import read_run, write_run
 from keras_convit.job.report import held_out_report, plot_run
+from keras_convit.job.scale import tensorboard_callbacks
 from keras_convit.models.default_compile import compile_portably
 from keras_convit.models.preset_files import save_to_preset
 from keras_convit.training.callbacks import NonFiniteLossError, RunCheckpoint
@@ -262,7 +263,8 @@ def _train(run, verbose):
         probe = data.validation if data.validation is not None else data.test
         logger = AnalysisLogger(run.path, probe, every=config.analysis_every, append=run.resuming)
         callbacks.insert(len(callbacks) - 1, logger)
-    # Last: an epoch that a signal ends is committed by the checkpoint first.
+    callbacks += tensorboard_callbacks(config, run.path, callbacks)  # after the commit
+    # Last: an epoch that a signal ends is committed (and logged) first.
     guard = PreemptionGuard(checkpoint)
     callbacks.append(guard)
     try:

@@ -1,11 +1,13 @@
 import keras
 
 from keras_convit._keras_compat import sublayers
+from keras_convit.layers.remat import rematerialized
 
 
 class CompositeLayer(keras.layers.Layer):
     """Base of the layers that create their sublayers in `build()`, whose quantized sublayers
-    survive `get_config` / `from_config` and `.keras` files.
+    survive `get_config` / `from_config` and `.keras` files, and that rematerialize correctly
+    under a `keras.RematScope` (`rematerialized_call`).
 
     `model.quantize(mode)` quantizes the leaf layers (the `Dense` sublayers) and leaves this
     layer's own policy float, so the constructor argument `dtype` alone would rebuild them
@@ -19,6 +21,13 @@ class CompositeLayer(keras.layers.Layer):
     `dtype=self.sublayer_dtype(name)`, a composite one `dtype=self.dtype_policy` (the map whole,
     to resolve its own sublayers).
     """
+
+    def rematerialized_call(self, layer_call, *args, **kwargs):
+        """Under a `keras.RematScope` that selects this layer, `layers.remat.rematerialized`
+        instead of Keras' own wrapper, which fails on our blocks (see that module)."""
+        if super().rematerialized_call(layer_call, *args, **kwargs) is layer_call:
+            return layer_call
+        return rematerialized(self, layer_call)
 
     def sublayer_dtype(self, name):
         """The dtype policy of the leaf sublayer `name` (a `Dense`, a norm, a dropout): this

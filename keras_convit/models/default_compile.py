@@ -24,10 +24,12 @@ def default_jit_compile():
     return "auto" if tf.distribute.has_strategy() else True
 
 
-def compile_portably(model, jit_compile=None, **arguments):
-    """`model.compile(**arguments)` with `jit_compile` (default: `default_jit_compile()`) for
-    this process, but saved in the model's compile config as None: Keras then resolves it
-    when the model runs, by the rule of the backend that loaded the `.keras` file.
+def compile_portably(model, jit_compile=None, steps_per_execution=1, **arguments):
+    """`model.compile(**arguments)` with `jit_compile` (default: `default_jit_compile()`) and
+    `steps_per_execution` for this process, but saved in the model's compile config as None and
+    1: Keras then resolves `jit_compile` when the model runs, by the rule of the backend that
+    loaded the `.keras` file, and a file trained with several steps per call still loads on
+    PyTorch (whose trainer refuses more than one, even to predict).
 
     Keras 3.15 stores the `jit_compile` that `compile` resolved ("auto" becomes True on JAX),
     so a file saved on JAX loaded on PyTorch ran under `torch.compile` (62 s for its first
@@ -39,6 +41,7 @@ def compile_portably(model, jit_compile=None, **arguments):
     jit_compile = default_jit_compile() if jit_compile is None else jit_compile
     if jit_compile != "auto":
         model.jit_compile = jit_compile  # this process only; the config keeps None
+    model.steps_per_execution = steps_per_execution  # likewise; the config keeps 1
 
 
 def compile_classifier(model):

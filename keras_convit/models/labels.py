@@ -129,7 +129,9 @@ def classifier_accuracy(y_true, y_pred):
 def classifier_top_k_accuracy(y_true, y_pred, k=5):
     """1.0 where the (top) label is among the `k` best predictions, per example."""
     targets = keras.ops.argmax(class_distribution(y_true, y_pred), axis=-1)
-    return keras.ops.cast(keras.ops.in_top_k(targets, y_pred, k), "float32")
+    # TensorFlow's InTopKV2 takes float32 only: a mixed-precision model's 16-bit outputs fail.
+    scores = keras.ops.cast(y_pred, "float32")
+    return keras.ops.cast(keras.ops.in_top_k(targets, scores, k), "float32")
 
 
 @keras.saving.register_keras_serializable(package="keras_convit")

@@ -116,7 +116,9 @@ def deit_recipe(
       ends with the averaged weights);
     - for fine-tuning, optional layer-wise learning-rate decay (`layer_decay`: a
       `LayerDecayAdamW`, the head at the full rate, each block below at `layer_decay` times
-      the one above).
+      the one above);
+    - for a model whose dtype policy is "mixed_float16", dynamic loss scaling (the optimizer in
+      a `keras.optimizers.LossScaleOptimizer`).
 
     Drop path 0.1 is a model argument: build the model with `drop_path_rate=DROP_PATH_RATE`.
 
@@ -161,6 +163,9 @@ def deit_recipe(
     else:
         depth = model_depth(model.student if distilling else model)
         optimizer = LayerDecayAdamW(layer_decay, depth, **optimizer_arguments)
+    if (model.student if distilling else model).dtype_policy.name == "mixed_float16":
+        # `compile` wraps the optimizer of a mixed_float16 model itself, not a distiller's.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     loss = ClassifierCrossentropy(
         from_logits=distilling or outputs_logits(model), label_smoothing=label_smoothing
     )

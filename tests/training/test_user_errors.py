@@ -58,6 +58,9 @@ BAD = [
     (["--model", "convit_digits_deit", "--baseline"], "baseline must be None for"),
     (["--teacher", "{tmp}/missing.keras"], "teacher must be an existing .keras file"),
     (["--teacher", "{tmp}/a_file"], "Cannot load the teacher"),
+    (["--dtype-policy", "float16"], "dtype_policy must be float32, mixed_bfloat16 or mixed_float"),
+    (["--steps-per-execution", "0"], "steps_per_execution must be >= 1, got 0"),
+    (["--model-args", '{"dtype": "float16"}'], "model_args cannot set dtype: use --dtype-policy"),
 ]
 
 
