@@ -507,9 +507,10 @@ def _plot_sweeps(results, sweeps, path):
     axes[0].legend(fontsize=8)
     for axis, (title, points) in zip(axes[1:], sweeps, strict=True):
         positions = range(len(points))
+        early = "/".join(map(str, sorted({r["early_epoch"] for r in results})))
         for key, name in (
-            ("val_accuracy_early", "early validation"),
-            ("test_accuracy", "final test"),
+            ("val_accuracy_early", f"validation, epoch {early}"),
+            ("test_accuracy", "test, at the end"),
         ):
             summaries = [_summary(results, v, f, key=key) for _, v, f in points]
             axis.errorbar(
@@ -517,6 +518,7 @@ def _plot_sweeps(results, sweeps, path):
                 marker="o", capsize=3, label=name,
             )  # fmt: skip
         axis.set_xticks(list(positions), [label for label, _, _ in points])
+        axis.set_ylabel("accuracy (%)")
         axis.set_title(title, fontsize=9)
         axis.legend(fontsize=8)
     figure.tight_layout()
