@@ -153,11 +153,12 @@ def load_data(config, batch_size=None):
 
 
 def compiled_model(config, num_classes, steps_per_epoch, **compile_kwargs):
-    """The job's ConViT, compiled with the DeiT recipe at the global batch size."""
+    """The job's ConViT, compiled with the DeiT recipe at the global batch size; `compile_kwargs`
+    override the recipe's (`steps_per_execution`, say)."""
     from keras_convit.job import build_model
 
     model = build_model(config, num_classes)
-    model.compile(**config.compile_arguments(model, steps_per_epoch), **compile_kwargs)
+    model.compile(**{**config.compile_arguments(model, steps_per_epoch), **compile_kwargs})
     return model
 
 
