@@ -9,6 +9,7 @@ import tempfile
 import keras
 import numpy as np
 
+from keras_convit._keras_compat import sublayers
 from keras_convit.deploy.onnx_graph import restore_erf_divisions
 from keras_convit.deploy.runtimes import ARTIFACT_SUFFIXES, load_artifact
 
@@ -143,10 +144,14 @@ def _validate_export(model, path, format):
     image_shape = tuple(model.inputs[0].shape[1:])
     if None in image_shape:
         raise ValueError(f"Exports need a fixed image size; the model takes {image_shape}.")
-    if model.dtype_policy.name != "float32":
+    # A model built with `dtype="mixed_bfloat16"` (keras-convit train --dtype-policy) keeps the
+    # float32 policy itself; its layers hold the mixed one, and the artefact mixes types.
+    policies = {layer.dtype_policy.name for layer in [model, *sublayers(model)]} - {"float32"}
+    if policies:
         raise ValueError(
-            f"Exports are float32; the model's dtype policy is {model.dtype_policy.name!r}. "
-            "Rebuild it under keras.config.set_dtype_policy('float32') and load its weights."
+            f"Exports are float32; the model computes in {', '.join(sorted(policies))}. "
+            "Rebuild it with dtype='float32' (e.g. keras_convit.from_preset(RUN/preset, "
+            "dtype='float32')) and export that."
         )
     return image_shape
 

@@ -114,3 +114,18 @@ def test_other_exporter_errors_are_not_called_a_full_disk(model, tmp_path, monke
     monkeypatch.setitem(export._EXPORTERS, FORMAT, broken)
     with pytest.raises(RuntimeError, match="an exporter bug"):
         export_model(model, tmp_path / f"m{ARTIFACT_SUFFIXES[FORMAT] or '_saved'}", format=FORMAT)
+
+
+def test_a_mixed_precision_model_is_refused_with_the_way_to_export_it(tmp_path):
+    """Mutation: the policy read from the model alone (a model built with
+    `dtype="mixed_bfloat16"`, as `keras-convit train --dtype-policy` builds it, keeps float32
+    itself; tf2onnx then wrote a graph that mixes float16 and bfloat16, which onnxruntime
+    refuses to load)."""
+    mixed = keras_convit.ConViT(
+        hidden_dim=16, num_heads=2, depth=2, local_up_to_layer=1, patch_size=4,
+        input_shape=(8, 8, 3), classes=3, dtype="mixed_bfloat16",
+    )  # fmt: skip
+    path = str(tmp_path / f"mixed{ARTIFACT_SUFFIXES[export_formats()[0]]}")
+    with pytest.raises(ValueError, match="computes in mixed_bfloat16.*dtype='float32'"):
+        export_model(mixed, path, format=export_formats()[0])
+    assert os.listdir(tmp_path) == []
