@@ -33,6 +33,7 @@ class DataBundle:
     steps_per_epoch: int
     full_train_size: int = None
     passes_per_epoch: float = 1.0
+    eval_batch_size: int = None  # `validation` and `test`'s; None: the training batch size
 
     @property
     def num_classes(self):
@@ -173,6 +174,7 @@ def load_dataset(
         validation_size=len(validation_indices),
         test_size=test_size,
         steps_per_epoch=steps_per_epoch,
+        eval_batch_size=eval_batch_size,
         full_train_size=full_train_size,
         passes_per_epoch=passes_per_epoch,
     )

@@ -1,9 +1,10 @@
 """`keras-convit train --distribute`: the job on every device of this machine, through its
-backend's own engine: `tf.distribute.MirroredStrategy` on TensorFlow (JAX and PyTorch: the
-scripts of examples/distributed/ for now). `--batch-size` stays the global batch, and the
-learning rate follows it."""
+backend's own engine: `tf.distribute.MirroredStrategy` on TensorFlow, `keras.distribution`'s
+`DataParallel` on JAX (PyTorch: the script of examples/distributed/ for now). `--batch-size`
+stays the global batch, and the learning rate follows it."""
 
 import contextlib
+import dataclasses
 import os
 
 import keras
@@ -12,10 +13,7 @@ from keras_convit.job.config import ConfigError
 
 DISTRIBUTE_MODES = ("none", "data")
 # Where the backends without an engine here train on several devices.
-SCRIPTS = {
-    "jax": "examples/distributed/jax_data_parallel.py",
-    "torch": "examples/distributed/torch_ddp.py under torchrun",
-}
+SCRIPTS = {"torch": "examples/distributed/torch_ddp.py under torchrun"}
 # What each launcher sets in every process it starts: a job of several processes.
 MULTI_PROCESS_VARIABLES = {
     "WORLD_SIZE": "torchrun",
@@ -53,10 +51,13 @@ def distribution_scope(mode, batch_size):
         _check_batch(batch_size, replicas, "replicas of tf.distribute.MirroredStrategy")
         with strategy.scope():
             yield replicas
+    elif backend == "jax":
+        devices = keras.distribution.list_devices()
+        _check_batch(batch_size, len(devices), "devices of keras.distribution.DataParallel")
+        with keras.distribution.DataParallel(devices=devices).scope():
+            yield len(devices)
     else:
-        # JAX: keras.distribution.DataParallel cannot evaluate the last, partial batch of the
-        # validation and test images (keras#21167, Keras 3.15.1: one layout for every batch),
-        # and dropping it would change the accuracy; PyTorch: Keras has no DDP engine.
+        # PyTorch: Keras has no DDP engine.
         script = SCRIPTS.get(backend, "one device")
         raise ConfigError(
             f"--distribute data has no {backend} engine in keras-convit train yet: train with "
@@ -83,3 +84,90 @@ def _refuse_several_processes():
                 "--distribute data over that machine's devices. For several machines use "
                 "examples/distributed/."
             )
+
+
+@dataclasses.dataclass(frozen=True)
+class EvenBatches:
+    """Held-out batches that split evenly over `replicas`, as (images, labels, weights): each
+    batch (in practice the last, partial one) padded with zero-weight copies of its first image.
+
+    `keras.distribution.DataParallel` splits every batch over the devices and cannot split a
+    batch of another size (keras#21167, Keras 3.15.1 checked); dropping the partial batch would
+    change the accuracy. Metrics compiled through `compile_arguments` count the `size` images
+    only; Keras' mean loss counts the padding, which `loss_scale` (`padded / size`) undoes.
+
+    Example:
+    >>> import tensorflow as tf
+    >>> batches = tf.data.Dataset.from_tensor_slices(([[1.0], [2.0], [3.0]], [0, 1, 0])).batch(2)
+    >>> even = EvenBatches.of(batches, size=3, batch_size=2, replicas=2)
+    >>> even.padded == (4 if keras.backend.backend() == "jax" else 3)  # the JAX engine's
+    True
+    """
+
+    batches: object
+    size: int
+    padded: int
+
+    @property
+    def loss_scale(self):
+        return self.padded / self.size if self.size else 1.0
+
+    @classmethod
+    def of(cls, batches, size, batch_size, replicas):
+        """`batches` (a tf.data set of (images, labels) batches of `batch_size` but the last),
+        `size` images in all."""
+        import tensorflow as tf
+
+        full, last = divmod(size, batch_size)
+        padding = full * (-batch_size % replicas) + (-last % replicas)
+        if keras.backend.backend() != "jax":
+            padding = 0  # tf.distribute splits an uneven batch itself
+        if batches is None or padding == 0:
+            return cls(batches, size, size)
+
+        def pad(images, labels):
+            count = tf.shape(images)[0]
+            extra = -count % replicas
+            weights = tf.concat([tf.ones([count]), tf.zeros([extra])], axis=0)
+            return _pad_rows(images, extra), _pad_rows(labels, extra), weights
+
+        return cls(batches.map(pad), size, size + padding)
+
+    def compile_arguments(self, arguments):
+        """`compile` arguments whose metrics count the images only: weighted (Keras weighs
+        `weighted_metrics` by the sample weights, `metrics` not)."""
+        if self.padded == self.size or "metrics" not in arguments:
+            return arguments
+        arguments = dict(arguments)
+        arguments["weighted_metrics"] = arguments.pop("metrics")
+        return arguments
+
+    def evaluate(self, model):
+        """`model.evaluate` on these batches: {metric name: value}, losses over the images."""
+        results = model.evaluate(self.batches, verbose=0, return_dict=True)
+        return {key: self._unpadded(key, value) for key, value in results.items()}
+
+    def validation_callback(self):
+        """A callback that puts the validation losses in an epoch's logs over the images (it
+        goes before the callbacks that read them)."""
+        return _UnpaddedValidationLoss(self)
+
+    def _unpadded(self, key, value):
+        return value * self.loss_scale if key.endswith("loss") else value
+
+
+class _UnpaddedValidationLoss(keras.callbacks.Callback):
+    def __init__(self, even):
+        super().__init__()
+        self.even = even
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            if key.startswith("val_"):
+                logs[key] = self.even._unpadded(key, value)
+
+
+def _pad_rows(tensor, count):
+    import tensorflow as tf
+
+    return tf.concat([tensor, tf.repeat(tensor[:1], count, axis=0)], axis=0)

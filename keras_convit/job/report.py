@@ -34,10 +34,14 @@ def confusion_matrix(model, dataset, num_classes):
     return matrix
 
 
-def held_out_report(model, dataset, class_names):
+def held_out_report(model, dataset, class_names, even=None):
     """The test metrics of `model` on `dataset`: Keras' metrics as `test_<name>`, per-class
-    accuracy by class name, the confusion matrix and the class names in its order."""
-    results = model.evaluate(dataset, verbose=0, return_dict=True)
+    accuracy by class name, the confusion matrix and the class names in its order. `even`:
+    `dataset` as `EvenBatches`, for Keras' metrics under a data-parallel distribution."""
+    if even is not None:
+        results = even.evaluate(model)
+    else:
+        results = model.evaluate(dataset, verbose=0, return_dict=True)
     matrix = confusion_matrix(model, dataset, len(class_names))
     per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
     return {

@@ -30,7 +30,7 @@ from keras_convit.job.directory import (
     clear_run_directory,
     prepare_run_directory,
 )
-from keras_convit.job.distribute import distribution_scope
+from keras_convit.job.distribute import EvenBatches, distribution_scope
 from keras_convit.job.fine_tuning import (
     RUN_MODEL_FILE,
     read_source_weights,
@@ -167,7 +167,7 @@ def run_training(
                 if replicas > 1:
                     share = config.batch_size // replicas
                     print(f"Data parallel on {replicas} devices, {share} images each.", flush=True)
-                return _train(run, verbose)
+                return _train(run, verbose, replicas)
     finally:
         _remove_unused_lock(output_dir, created, locked_before)
 
@@ -228,9 +228,13 @@ def _check_data_change(run, accept_data_change):
     print("The data set changed since the run began; resuming on the new data.", flush=True)
 
 
-def _train(run, verbose):
+def _train(run, verbose, replicas=1):
     """Builds the model, trains it (the directory changes only from here), reports and plots."""
     config, data = run.config, run.data
+    validation, test = (
+        EvenBatches.of(batches, size, data.eval_batch_size or config.batch_size, replicas)
+        for batches, size in ((data.validation, data.validation_size), (data.test, data.test_size))
+    )
     if run.resuming or run.source is None:
         model = build_model(config, data.num_classes)
     elif run.source.architecture is None:  # "imagenet"
@@ -239,12 +243,14 @@ def _train(run, verbose):
         with weight_file(run.source.path) as file:
             model = build_model(config, data.num_classes, weights=file)
     # Saved with jit_compile None: the .keras file follows the loading backend's rule.
-    compile_portably(model, **config.compile_arguments(model, data.steps_per_epoch))
+    arguments = config.compile_arguments(model, data.steps_per_epoch)
+    compile_portably(model, **validation.compile_arguments(test.compile_arguments(arguments)))
     # What `fit` trains: the model, or a distiller of it whose weights hold the teacher's too.
     trainee = model
     if config.teacher:
         trainee = HardDistillation(model, load_teacher(config.teacher))
-        compile_portably(trainee, **config.compile_arguments(trainee, data.steps_per_epoch))
+        arguments = config.compile_arguments(trainee, data.steps_per_epoch)
+        compile_portably(trainee, **validation.compile_arguments(test.compile_arguments(arguments)))
 
     if not run.resuming and run.saved is not None:
         clear_run_directory(run.path)
@@ -257,7 +263,7 @@ def _train(run, verbose):
         monitor="val_accuracy" if data.validation is not None else None,
         history_csv=os.path.join(run.path, "history.csv"),
     )
-    callbacks = training_callbacks(checkpoint, use_ema=config.use_ema)
+    callbacks = [validation.validation_callback(), *training_callbacks(checkpoint, config.use_ema)]
     if config.analysis_every:
         # Before the checkpoint, so a committed epoch always has its analysis record.
         probe = data.validation if data.validation is not None else data.test
@@ -269,12 +275,19 @@ def _train(run, verbose):
     callbacks.append(guard)
     try:
         with guard:
-            fit_to_the_end(trainee, data, config.epochs, callbacks, checkpoint.interrupted, verbose)
+            fit_to_the_end(
+                trainee,
+                dataclasses.replace(data, validation=validation.batches),
+                config.epochs,
+                callbacks,
+                checkpoint.interrupted,
+                verbose,
+            )
         checkpoint.load_best_weights(trainee)
         if config.use_ema:
             # The file holds the raw weights and, in the optimizer, their average: use it.
             trainee.optimizer.finalize_variable_values(trainee.trainable_variables)
-        report = held_out_report(model, data.test, data.class_names)
+        report = held_out_report(model, data.test, data.class_names, even=test)
     except Preempted as stop:
         run.record("preempted", error=str(stop))
         raise
