@@ -243,9 +243,11 @@ def configure_parser(parser):
         "--distribute",
         choices=DISTRIBUTE_MODES,
         default="none",
-        help="data: data parallel over every device of this machine (TensorFlow's "
-        "MirroredStrategy; on JAX and PyTorch, examples/distributed/ for now); --batch-size is "
-        "the global batch and must divide over them (default none: one device).",
+        help="data: data parallel, through the backend's engine: over this machine's devices "
+        "(TensorFlow's MirroredStrategy, JAX's keras.distribution.DataParallel), or over the "
+        "processes torchrun launched (PyTorch's DistributedDataParallel: torchrun "
+        "--nproc-per-node N -m keras_convit train --distribute data ...); --batch-size is the "
+        "global batch and must divide over them (default none: one device).",
     )
 
     run = parser.add_argument_group("run directory")

@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import numpy as np
+
 from keras_convit._keras_compat import drawing_from
 from keras_convit.data.augmentation import Augmentation
 from keras_convit.data.crop import RandomResizedCrop
@@ -54,6 +56,7 @@ def load_dataset(
     split_seed=0,
     full_length_epochs=False,
     cache=None,
+    shard=None,
 ):
     """Train, validation and test pipelines for a data set, with the DeiT augmentation.
 
@@ -83,6 +86,11 @@ def load_dataset(
             this keeps the epoch count instead, so a small fraction does not validate and
             checkpoint every few steps.
         cache: keep decoded examples in memory; default: only for the digits.
+        shard: (index, count): this process of `count` (data parallel, one process per
+            device) trains on its `1 / count` of the training images, in batches of
+            `batch_size // count` (its share of each global batch), as many batches as every
+            other process; it evaluates every held-out image, in batches of that size.
+            `train_size` and `full_train_size` still count all processes' images.
 
     Returns:
         A `DataBundle`.
@@ -126,6 +134,12 @@ def load_dataset(
             f"Only {train_size} training images (fraction={fraction}) for "
             f"batch_size={batch_size}: lower the batch size or raise the fraction."
         )
+    count = 1
+    if shard is not None:
+        index, count = shard
+        every = np.arange(train_size) if train_indices is None else train_indices
+        train_size, full_train_size = train_size // count, full_train_size // count
+        train_indices, batch_size = every[index::count][:train_size], batch_size // count
     num_classes = source.num_classes
     eval_batch_size = eval_batch_size or batch_size
 
@@ -170,12 +184,12 @@ def load_dataset(
         test=evaluation("test", None, test_size),
         class_names=source.class_names,
         image_size=(height, width),
-        train_size=train_size,
+        train_size=train_size * count,
         validation_size=len(validation_indices),
         test_size=test_size,
         steps_per_epoch=steps_per_epoch,
         eval_batch_size=eval_batch_size,
-        full_train_size=full_train_size,
+        full_train_size=full_train_size * count,
         passes_per_epoch=passes_per_epoch,
     )
 

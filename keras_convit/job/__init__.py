@@ -21,6 +21,7 @@ from keras_convit.job.fine_tuning import (
 from keras_convit.job.fitting import training_callbacks
 from keras_convit.job.lock import RunLockedError, run_lock
 from keras_convit.job.model import build_model
+from keras_convit.job.processes import Processes, launched_processes
 from keras_convit.job.record import read_run, write_run
 from keras_convit.job.report import confusion_matrix, held_out_report
 from keras_convit.job.run import run_training
@@ -28,6 +29,7 @@ from keras_convit.job.run import run_training
 __all__ = [
     "ConfigError",
     "DISTRIBUTE_MODES",
+    "Processes",
     "RunDirectoryError",
     "RunLockedError",
     "SourceWeights",
@@ -39,6 +41,7 @@ __all__ = [
     "distribution_scope",
     "fine_tuning_defaults",
     "held_out_report",
+    "launched_processes",
     "prepare_run_directory",
     "read_run",
     "read_source_weights",

@@ -161,3 +161,21 @@ def _summary(path):
         return f"{metrics_file} unreadable"
     number = isinstance(accuracy, (int, float)) and not math.isnan(accuracy)
     return "test_accuracy " + (f"{accuracy:.4f}" if number else "?")
+
+
+def check_data_change(path, saved, resuming, scan, accept_data_change):
+    """Raises `RunDirectoryError` if a resumed run's folder data set changed since it began
+    (`saved`, its run.json, records the fingerprint of the `scan` then), unless
+    `accept_data_change`."""
+    recorded = (saved or {}).get("data_fingerprint")
+    fingerprint = scan.fingerprint if scan is not None else None
+    if not resuming or recorded in (None, fingerprint):
+        return
+    if not accept_data_change:
+        now = scan.summary(limit=0).splitlines()[0] if scan else "no scan"
+        raise RunDirectoryError(
+            f"The data set changed since the run in {path} began (fingerprint "
+            f"{recorded[:12]} -> {str(fingerprint)[:12]}; now {now}). Pass "
+            "--accept-data-change to resume on the new data, or --overwrite to start again."
+        )
+    print("The data set changed since the run began; resuming on the new data.", flush=True)

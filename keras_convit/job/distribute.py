@@ -1,44 +1,39 @@
-"""`keras-convit train --distribute`: the job on every device of this machine, through its
-backend's own engine: `tf.distribute.MirroredStrategy` on TensorFlow, `keras.distribution`'s
-`DataParallel` on JAX (PyTorch: the script of examples/distributed/ for now). `--batch-size`
-stays the global batch, and the learning rate follows it."""
+"""`keras-convit train --distribute`: the job on every device, through its backend's own engine:
+`tf.distribute.MirroredStrategy` on TensorFlow and `keras.distribution`'s `DataParallel` on JAX
+over this machine's devices; on PyTorch, `DistributedDataParallel` over the processes torchrun
+launched (`launched_processes`). `--batch-size` stays the global batch, and the learning rate
+follows it."""
 
 import contextlib
 import dataclasses
-import os
 
 import keras
 
+from keras_convit._keras_compat import forward_through
 from keras_convit.job.config import ConfigError
+from keras_convit.job.processes import Processes
 
 DISTRIBUTE_MODES = ("none", "data")
-# Where the backends without an engine here train on several devices.
-SCRIPTS = {"torch": "examples/distributed/torch_ddp.py under torchrun"}
-# What each launcher sets in every process it starts: a job of several processes.
-MULTI_PROCESS_VARIABLES = {
-    "WORLD_SIZE": "torchrun",
-    "TF_CONFIG": "a TensorFlow multi-worker cluster",
-    "KERAS_DISTRIBUTION_NUM_PROCESSES": "keras.distribution",
-}
 
 
 @contextlib.contextmanager
-def distribution_scope(mode, batch_size):
-    """Inside the block, models built and trained are data parallel over the local devices
-    (`mode` "data") or not ("none"); yields the number of data replicas.
+def distribution_scope(mode, batch_size, processes=None):
+    """Inside the block, models built and trained are data parallel (`mode` "data") or not
+    ("none"); yields the number of data replicas: this machine's devices (TensorFlow, JAX) or
+    the `processes` torchrun launched (PyTorch, each process training its model through
+    `data_parallel_trainee`).
 
     Raises `ConfigError` (before anything is built) for an unknown mode, a global batch that
-    does not divide over the replicas, a backend without an engine here, or a job launched as
-    several processes, which the job does not coordinate yet.
+    does not divide over the replicas, or PyTorch outside torchrun.
 
     Example:
     >>> with keras_convit.job.distribution_scope("none", batch_size=32) as replicas:
     ...     replicas
     1
     """
+    processes = processes or Processes()
     if mode not in DISTRIBUTE_MODES:
         raise ConfigError(f"distribute must be one of {', '.join(DISTRIBUTE_MODES)}, got {mode!r}.")
-    _refuse_several_processes()
     if mode == "none":
         yield 1
         return
@@ -56,13 +51,29 @@ def distribution_scope(mode, batch_size):
         _check_batch(batch_size, len(devices), "devices of keras.distribution.DataParallel")
         with keras.distribution.DataParallel(devices=devices).scope():
             yield len(devices)
+    elif processes.several:
+        _check_batch(batch_size, processes.count, "processes torchrun launched")
+        yield processes.count
     else:
-        # PyTorch: Keras has no DDP engine.
-        script = SCRIPTS.get(backend, "one device")
         raise ConfigError(
-            f"--distribute data has no {backend} engine in keras-convit train yet: train with "
-            f"KERAS_BACKEND=tensorflow, or use {script}."
+            "--distribute data on PyTorch runs one process per device under torchrun, e.g. "
+            "torchrun --standalone --nproc-per-node 8 -m keras_convit train --distribute data "
+            "... (Keras has no PyTorch engine for one process over several devices)."
         )
+
+
+def data_parallel_trainee(trainee, processes):
+    """`trainee` (a compiled Keras model), trained by `fit` through PyTorch's
+    `DistributedDataParallel` when `processes` are several: DDP broadcasts process 0's
+    weights now and averages the gradients in every step's `backward()`."""
+    if not processes.several:
+        return trainee
+    import torch
+
+    device = [processes.local_index] if torch.cuda.is_available() else None
+    module = torch.nn.parallel.DistributedDataParallel(trainee, device_ids=device)
+    forward_through(trainee, module)
+    return trainee
 
 
 def _check_batch(batch_size, replicas, what):
@@ -71,19 +82,6 @@ def _check_batch(batch_size, replicas, what):
             f"The global batch size {batch_size} does not divide over the {replicas} {what}: "
             "pass --batch-size as a multiple of it."
         )
-
-
-def _refuse_several_processes():
-    for variable, launcher in MULTI_PROCESS_VARIABLES.items():
-        value = os.environ.get(variable, "")
-        several = value not in ("", "0", "1")
-        if several:
-            raise ConfigError(
-                f"This process is one of several ({variable}={value[:40]!r}: {launcher}); "
-                "keras-convit train runs as one process per machine for now, with "
-                "--distribute data over that machine's devices. For several machines use "
-                "examples/distributed/."
-            )
 
 
 @dataclasses.dataclass(frozen=True)

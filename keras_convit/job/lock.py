@@ -2,6 +2,9 @@
 
 import contextlib
 import os
+import shutil
+
+from keras_convit.job.record import read_run
 
 LOCK_FILE = ".lock"
 
@@ -46,3 +49,15 @@ def run_lock(path):
         yield
     finally:
         os.close(descriptor)  # closing releases the lock
+
+
+def remove_unused_lock(path, created, locked_before):
+    """A start that failed leaves nothing: not the directory it made, nor the lock file it put
+    in a directory that holds no run."""
+    if locked_before or not os.path.isdir(path) or read_run(path) is not None:
+        return
+    if created and set(os.listdir(path)) <= {LOCK_FILE}:
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(path, LOCK_FILE))

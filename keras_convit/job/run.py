@@ -3,7 +3,6 @@
 What a run directory holds is listed in `keras_convit.job.directory`.
 """
 
-import contextlib
 import dataclasses
 import os
 import shutil
@@ -26,11 +25,12 @@ from keras_convit.job.directory import (
     PRESET_DIR,
     UNREADABLE_FILE,
     RunDirectoryError,
+    check_data_change,
     choose_run_directory,
     clear_run_directory,
     prepare_run_directory,
 )
-from keras_convit.job.distribute import EvenBatches, distribution_scope
+from keras_convit.job.distribute import EvenBatches, data_parallel_trainee, distribution_scope
 from keras_convit.job.fine_tuning import (
     RUN_MODEL_FILE,
     read_source_weights,
@@ -38,8 +38,9 @@ from keras_convit.job.fine_tuning import (
     with_model_of_weights,
 )
 from keras_convit.job.fitting import fit_to_the_end, training_callbacks
-from keras_convit.job.lock import LOCK_FILE, run_lock
+from keras_convit.job.lock import LOCK_FILE, remove_unused_lock, run_lock
 from keras_convit.job.model import build_model, load_teacher
+from keras_convit.job.processes import MeanOverProcesses, launched_processes, run_directory_of
 from keras_convit.job.record import read_run, write_run
 from keras_convit.job.report import held_out_report, plot_run
 from keras_convit.job.scale import tensorboard_callbacks
@@ -61,6 +62,7 @@ class _Run:
     data: object  # a `DataBundle`
     scan: object  # the folder data set's `ScanReport`, or None
     source: object = None  # the `SourceWeights` of `--weights`, read before the run started
+    processes: object = None  # the job's `Processes`
 
     @property
     def fingerprint(self):
@@ -154,28 +156,33 @@ def run_training(
         if resume or overwrite:
             raise RunDirectoryError("--resume and --overwrite need an explicit --output-dir.")
         output_dir = choose_run_directory(config)
-    created = not os.path.exists(output_dir)
-    locked_before = os.path.exists(os.path.join(output_dir, LOCK_FILE))
-    try:
-        with run_lock(output_dir):
-            path, config, resuming = prepare_run_directory(
-                config, output_dir, resume, overwrite, explicit
-            )
-            run = _start(path, config, resuming, source, data, accept_data_change)
-            run = dataclasses.replace(run, source=weights)
-            with distribution_scope(distribute, config.batch_size) as replicas:
-                if replicas > 1:
-                    share = config.batch_size // replicas
-                    print(f"Data parallel on {replicas} devices, {share} images each.", flush=True)
-                return _train(run, verbose, replicas)
-    finally:
-        _remove_unused_lock(output_dir, created, locked_before)
+    with launched_processes(distribute) as processes:
+        with run_directory_of(processes, output_dir) as output_dir:
+            created = not os.path.exists(output_dir)
+            locked_before = os.path.exists(os.path.join(output_dir, LOCK_FILE))
+            try:
+                with run_lock(output_dir):
+                    path, config, resuming = prepare_run_directory(
+                        config, output_dir, resume, overwrite, explicit
+                    )
+                    run = _start(
+                        path, config, resuming, source, data, accept_data_change, processes
+                    )
+                    run = dataclasses.replace(run, source=weights, processes=processes)
+                    with distribution_scope(distribute, config.batch_size, processes) as replicas:
+                        if replicas > 1:
+                            share = config.batch_size // replicas
+                            print(f"Data parallel on {replicas} devices, {share} images each.")
+                        return _train(run, verbose if processes.writer else 0, replicas)
+            finally:
+                remove_unused_lock(output_dir, created, locked_before)
 
 
-def _start(path, config, resuming, source, data, accept_data_change):
+def _start(path, config, resuming, source, data, accept_data_change, processes):
     """Reads the data and checks it against the run being resumed; writes nothing."""
     saved = read_run(path)
     committed = RunCheckpoint.read_state(os.path.join(path, CHECKPOINT_DIR)) if resuming else None
+    processes.check_same_start(path, committed)
     print(
         f"{'Resuming' if resuming else 'Starting'} run in {path} "
         + (f"after epoch {committed['epoch']} of {config.epochs} " if committed else "")
@@ -196,9 +203,10 @@ def _start(path, config, resuming, source, data, accept_data_change):
             seed=config.seed,
             split_seed=config.split_seed,
             full_length_epochs=config.full_length_epochs,
+            shard=(processes.index, processes.count) if processes.several else None,
         )
     run = _Run(path, config, resuming, saved, data, getattr(source, "scan", None))
-    _check_data_change(run, accept_data_change)
+    check_data_change(path, saved, resuming, run.scan, accept_data_change)
     print(
         f"Data: {data.train_size} training images ({data.steps_per_epoch} batches of "
         f"{config.batch_size} an epoch"
@@ -212,20 +220,6 @@ def _start(path, config, resuming, source, data, accept_data_change):
     for warning in config.warnings(data.steps_per_epoch):
         print(f"Warning: {warning}", file=sys.stderr, flush=True)
     return run
-
-
-def _check_data_change(run, accept_data_change):
-    recorded = (run.saved or {}).get("data_fingerprint")
-    if not run.resuming or recorded in (None, run.fingerprint):
-        return
-    if not accept_data_change:
-        now = run.scan.summary(limit=0).splitlines()[0] if run.scan else "no scan"
-        raise RunDirectoryError(
-            f"The data set changed since the run in {run.path} began (fingerprint "
-            f"{recorded[:12]} -> {str(run.fingerprint)[:12]}; now {now}). Pass "
-            "--accept-data-change to resume on the new data, or --overwrite to start again."
-        )
-    print("The data set changed since the run began; resuming on the new data.", flush=True)
 
 
 def _train(run, verbose, replicas=1):
@@ -264,6 +258,9 @@ def _train(run, verbose, replicas=1):
         history_csv=os.path.join(run.path, "history.csv"),
     )
     callbacks = [validation.validation_callback(), *training_callbacks(checkpoint, config.use_ema)]
+    if run.processes.several:
+        trainee = data_parallel_trainee(trainee, run.processes)
+        callbacks.insert(0, MeanOverProcesses(run.processes))
     if config.analysis_every:
         # Before the checkpoint, so a committed epoch always has its analysis record.
         probe = data.validation if data.validation is not None else data.test
@@ -271,7 +268,9 @@ def _train(run, verbose, replicas=1):
         callbacks.insert(len(callbacks) - 1, logger)
     callbacks += tensorboard_callbacks(config, run.path, callbacks)  # after the commit
     # Last: an epoch that a signal ends is committed (and logged) first.
-    guard = PreemptionGuard(checkpoint)
+    guard = PreemptionGuard(
+        checkpoint, agree=run.processes.agreed_signal, mean_logs=run.processes.mean_logs
+    )
     callbacks.append(guard)
     try:
         with guard:
@@ -283,6 +282,11 @@ def _train(run, verbose, replicas=1):
                 checkpoint.interrupted,
                 verbose,
             )
+        if run.processes.several:
+            held = run.processes.check_replicas_agree(
+                trainee.variables + trainee.optimizer.variables
+            )
+            print(f"All {run.processes.count} processes hold the same {held} variables.")
         checkpoint.load_best_weights(trainee)
         if config.use_ema:
             # The file holds the raw weights and, in the optimizer, their average: use it.
@@ -335,15 +339,3 @@ def _finish(run, model, checkpoint, report):
         flush=True,
     )
     return metrics
-
-
-def _remove_unused_lock(path, created, locked_before):
-    """A start that failed leaves nothing: not the directory it made, nor the lock file it put
-    in a directory that holds no run."""
-    if locked_before or not os.path.isdir(path) or read_run(path) is not None:
-        return
-    if created and set(os.listdir(path)) <= {LOCK_FILE}:
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(path, LOCK_FILE))

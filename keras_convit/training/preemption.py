@@ -37,7 +37,9 @@ class PreemptionGuard(keras.callbacks.Callback):
     is raised out of `fit`. A signal during the last step of an epoch or its validation takes
     effect once that epoch is committed (place the guard after the checkpoint). A second SIGINT
     stops at once (`KeyboardInterrupt`) and a second SIGTERM kills, as without the guard: the
-    last committed epoch is then where the run resumes.
+    last committed epoch is then where the run resumes. With `agree` and `mean_logs` (see
+    `keras_convit.job.Processes`) the processes of a data-parallel job all stop at the step
+    after any of them got a signal, and commit their averaged logs.
 
     Example:
     >>> import tempfile
@@ -52,10 +54,14 @@ class PreemptionGuard(keras.callbacks.Callback):
     True
     """
 
-    def __init__(self, checkpoint, signals=PREEMPTION_SIGNALS):
+    def __init__(self, checkpoint, signals=PREEMPTION_SIGNALS, agree=None, mean_logs=None):
         super().__init__()
         self.checkpoint = checkpoint
         self.signals = tuple(signals)
+        # Several processes (data parallel) stop at the same step, with their logs averaged:
+        # `agree(received)` is the signal any process received, called after every step.
+        self.agree = agree or (lambda received: received)
+        self.mean_logs = mean_logs or (lambda logs: logs)
         self.received = None
         self._previous = {}
 
@@ -84,9 +90,11 @@ class PreemptionGuard(keras.callbacks.Callback):
         self._steps_before = interrupted["step"] if interrupted else 0
 
     def on_train_batch_end(self, batch, logs=None):
+        self.received = self.agree(self.received)
         steps = self.params.get("steps")
         if self.received is None or (steps is not None and batch + 1 >= steps):
             return
+        logs = self.mean_logs(logs)
         epoch = self.checkpoint.epoch + 1
         step = self._steps_before + batch + 1
         seconds = time.monotonic() - self._epoch_start
@@ -96,6 +104,7 @@ class PreemptionGuard(keras.callbacks.Callback):
         raise Preempted(self.received, epoch, step)
 
     def on_epoch_end(self, epoch, logs=None):
+        self.received = self.agree(self.received)
         if self.received is not None:
             raise Preempted(self.received, epoch + 1)
 

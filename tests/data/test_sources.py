@@ -203,3 +203,23 @@ def test_tfds_dataset_with_mock_data():
         images, labels = next(iter(data.train))
         assert images.shape == (8, 16, 16, 3) and labels.shape == (8, 10)
         assert data.train_size < 40 and data.test_size == 40
+
+
+def test_shards_split_the_training_images_and_each_global_batch_between_processes():
+    """Data parallel over processes: each reads its half of the training images, in half
+    batches, as many as the other; both evaluate every held-out image."""
+
+    def bundle(shard):
+        kwargs = {"augmentation": "none", "fraction": 0.25, "shard": shard}
+        return load_dataset("digits", image_size=8, batch_size=16, **kwargs)
+
+    def rows(split):  # each image as bytes: the set of images a split holds
+        return [image.tobytes() for batch, *_ in split for image in batch.numpy()]
+
+    alone, first, second = bundle(None), bundle((0, 2)), bundle((1, 2))
+    assert first.steps_per_epoch == second.steps_per_epoch == alone.steps_per_epoch
+    assert first.train_size == second.train_size == alone.train_size - alone.train_size % 2
+    assert {tuple(images.shape) for images, _ in first.train} == {(8, 8, 8, 3)}
+    mine, theirs = set(rows(first.train)), set(rows(second.train))
+    assert not mine & theirs and not (mine | theirs) & set(rows(alone.validation))
+    assert rows(first.test) == rows(alone.test) == rows(second.test)

@@ -2,12 +2,12 @@
 files, and a wrapper that, in the middle of a run, fills the "disk" or sends a signal:
 
     python tests/training/fault_helpers.py --file-size-limit BYTES --after-epoch N -- train ...
-    python tests/training/fault_helpers.py --signal SIGTERM --at-step N -- train ...
+    python tests/training/fault_helpers.py --signal SIGTERM --at-step N [--rank R] -- train ...
 
 runs `keras-convit train ...` and, once epoch N is committed, lowers the process's file size
 limit (RLIMIT_FSIZE) to BYTES: every later write past it fails with EFBIG, as on a full disk;
 or, after the N-th training step of the process, sends itself the signal (a real one, handled
-as one from outside).
+as one from outside); under torchrun, with --rank, only that process does.
 """
 
 import argparse
@@ -96,10 +96,13 @@ def _main(argv):
     parser.add_argument("--after-epoch", type=int)
     parser.add_argument("--signal")
     parser.add_argument("--at-step", type=int)
+    parser.add_argument("--rank", type=int, help="under torchrun: only this process signals")
     parser.add_argument("arguments", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
     if args.signal:
+        if args.rank is not None and int(os.environ.get("RANK", 0)) != args.rank:
+            args.at_step = None
         return _signal_at_step(args.signal, args.at_step, arguments)
     return _full_disk_after_epoch(args.file_size_limit, args.after_epoch, arguments)
 

@@ -57,18 +57,33 @@ def test_replicas_train_the_job_and_take_the_same_step_as_one_device(tmp_path):
     assert metrics["test_accuracy"] == pytest.approx(diagonal / metrics["test_size"], abs=1e-6)
 
 
-@pytest.mark.skipif(keras.backend.backend() in REPLICAS, reason="it has an engine here")
-def test_a_backend_without_an_engine_here_is_one_line(tmp_path, capsys):
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="its engine is per process")
+def test_pytorch_outside_torchrun_is_one_line(tmp_path, capsys):
     status = main([*train_arguments(tmp_path / "run"), "--distribute", "data"])
     assert status == 2
-    error = capsys.readouterr().err
-    assert f"--distribute data has no {keras.backend.backend()} engine" in error
-    assert "examples/distributed/" in error
+    assert "--distribute data on PyTorch runs one process per device under torchrun" in (
+        capsys.readouterr().err
+    )
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
-def test_one_of_several_processes_is_refused(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it
-    assert main(train_arguments(tmp_path / "run")) == 2
-    assert "This process is one of several (WORLD_SIZE='2': torchrun)" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "variable, value, distribute, message",
+    [
+        ("TF_CONFIG", '{"cluster": {}}', "data", "(TF_CONFIG="),
+        ("KERAS_DISTRIBUTION_NUM_PROCESSES", "2", "data", "(KERAS_DISTRIBUTION_NUM_PROCESSES="),
+        ("WORLD_SIZE", "2", "none", None),  # as torchrun sets it
+    ],
+)
+def test_a_launch_the_job_cannot_run_is_one_line(
+    tmp_path, capsys, monkeypatch, variable, value, distribute, message
+):
+    monkeypatch.setenv(variable, value)
+    status = main([*train_arguments(tmp_path / "run"), "--distribute", distribute])
+    assert status == 2
+    error = capsys.readouterr().err
+    if message is None:  # torchrun's world: PyTorch needs --distribute data, the others PyTorch
+        torch = keras.backend.backend() == "torch"
+        message = "pass --distribute data" if torch else "set KERAS_BACKEND=torch"
+    assert message in error
     assert not (tmp_path / "run").exists()
