@@ -12,7 +12,7 @@ One host with 8 GPUs (or a TPU v4-8 VM), 4 data x 2 model:
         --dataset imagenet2012 --data-dir ~/tensorflow_datasets --model convit_base_plus \\
         --model-parallel 2 --batch-size 1024 --epochs 300 --output-dir runs/convit_b_plus_mp
 
-Several hosts: the same command on every host with --multi-host (see jax_data_parallel.py for
+Several hosts: the same command on every host with --multi-host (docs/scaling-out.md says
 what `keras.distribution.initialize()` needs on TPU pods and GPU clusters). Keep the "model"
 axis within a host (model parallelism needs the fastest interconnect): the mesh is laid out
 with the data axis across hosts.

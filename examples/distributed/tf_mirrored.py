@@ -20,7 +20,9 @@ at the global batch size (learning rate 5e-4 x batch / 512).
           --strategy multi-worker --batch-size 1024 ...
 
   (index 1 on the second). Every worker reads the whole data set; Keras shards it by batch.
-  Worker 0 writes the weights.
+  Worker 0 writes the weights. Keras 3.15.1's `fit` fails under this strategy before the first
+  step (keras#20585, open; reproduced with two workers on 127.0.0.1): for several machines
+  use JAX (`keras-convit train --distribute data`, docs/scaling-out.md) or PyTorch (torchrun).
 
 - `tpu`: a Cloud TPU (`tf.distribute.TPUStrategy`); `--tpu local` on a TPU VM (default), or the
   TPU name / grpc:// address of a TPU node, whose data must then come from a GCS bucket
@@ -29,7 +31,7 @@ at the global batch size (learning rate 5e-4 x batch / 512).
       KERAS_BACKEND=tensorflow python examples/distributed/tf_mirrored.py \\
           --strategy tpu --batch-size 1024 ...
 
-  For TPUs, JAX (jax_data_parallel.py) is the better-supported Keras 3 path.
+  For TPUs, JAX (`keras-convit train --distribute data`) is the better-supported Keras 3 path.
 
 Smoke test, MirroredStrategy over 2 logical CPU devices (no accelerator needed):
 

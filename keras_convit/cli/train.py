@@ -241,13 +241,15 @@ def configure_parser(parser):
     devices = parser.add_argument_group("devices")
     devices.add_argument(
         "--distribute",
-        choices=DISTRIBUTE_MODES,
+        metavar="{" + ",".join(DISTRIBUTE_MODES) + "}",
         default="none",
         help="data: data parallel, through the backend's engine: over this machine's devices "
-        "(TensorFlow's MirroredStrategy, JAX's keras.distribution.DataParallel), or over the "
-        "processes torchrun launched (PyTorch's DistributedDataParallel: torchrun "
-        "--nproc-per-node N -m keras_convit train --distribute data ...); --batch-size is the "
-        "global batch and must divide over them (default none: one device).",
+        "(TensorFlow's MirroredStrategy, JAX's keras.distribution.DataParallel, also over "
+        "several hosts launched with KERAS_DISTRIBUTION_* variables), or over the processes "
+        "torchrun launched (PyTorch's DistributedDataParallel: torchrun --nproc-per-node N "
+        "-m keras_convit train --distribute data ...). model:N (JAX): each block's attention "
+        "and MLP split over N devices, data parallel across the rest. --batch-size is the "
+        "global batch and must divide over the data replicas (default none: one device).",
     )
 
     run = parser.add_argument_group("run directory")

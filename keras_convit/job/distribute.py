@@ -1,8 +1,9 @@
 """`keras-convit train --distribute`: the job on every device, through its backend's own engine:
-`tf.distribute.MirroredStrategy` on TensorFlow and `keras.distribution`'s `DataParallel` on JAX
-over this machine's devices; on PyTorch, `DistributedDataParallel` over the processes torchrun
-launched (`launched_processes`). `--batch-size` stays the global batch, and the learning rate
-follows it."""
+`tf.distribute.MirroredStrategy` on TensorFlow, over this machine's devices;
+`keras.distribution`'s `DataParallel` on JAX, over this machine's devices or those of every
+process (host) launched with `keras.distribution`'s variables, or its `ModelParallel`
+(model:N); on PyTorch, `DistributedDataParallel` over the processes torchrun launched
+(`launched_processes`). `--batch-size` stays the global batch; the learning rate follows it."""
 
 import contextlib
 import dataclasses
@@ -10,21 +11,44 @@ import dataclasses
 import keras
 
 from keras_convit._keras_compat import forward_through
+from keras_convit.distribution import convit_layout_map
 from keras_convit.job.config import ConfigError
 from keras_convit.job.processes import Processes
 
-DISTRIBUTE_MODES = ("none", "data")
+DISTRIBUTE_MODES = ("none", "data", "model:N")
+DATA_AXIS, MODEL_AXIS = "data", "model"
+
+
+def parse_distribute(text):
+    """`--distribute`'s value as (kind, model axis size): ("none", None), ("data", None) or
+    ("model", N); raises `ConfigError` for anything else.
+
+    Example:
+    >>> keras_convit.job.parse_distribute("model:2")
+    ('model', 2)
+    """
+    kind, _, size = str(text).partition(":")
+    if kind in ("none", "data") and not size:
+        return kind, None
+    if kind == "model" and size.isdigit() and int(size) >= 2:
+        return kind, int(size)
+    raise ConfigError(
+        f"--distribute must be one of {', '.join(DISTRIBUTE_MODES)} (N >= 2 devices per "
+        f"model replica), got {text!r}."
+    )
 
 
 @contextlib.contextmanager
-def distribution_scope(mode, batch_size, processes=None):
-    """Inside the block, models built and trained are data parallel (`mode` "data") or not
-    ("none"); yields the number of data replicas: this machine's devices (TensorFlow, JAX) or
-    the `processes` torchrun launched (PyTorch, each process training its model through
-    `data_parallel_trainee`).
+def distribution_scope(mode, batch_size, processes=None, shallow_model=None):
+    """Inside the block, models built and trained are data parallel (`mode` "data"), model
+    parallel ("model:N", JAX) or neither ("none"); yields the number of data replicas: this
+    machine's devices (TensorFlow), the devices of every one of `processes` (JAX), the
+    `processes` torchrun launched (PyTorch, each training its model through
+    `data_parallel_trainee`), or the devices over N (model:N).
 
     Raises `ConfigError` (before anything is built) for an unknown mode, a global batch that
-    does not divide over the replicas, or PyTorch outside torchrun.
+    does not divide over the replicas, PyTorch outside torchrun, or a model-parallel plan that
+    cannot be (see `model_parallel_scope`).
 
     Example:
     >>> with keras_convit.job.distribution_scope("none", batch_size=32) as replicas:
@@ -32,10 +56,13 @@ def distribution_scope(mode, batch_size, processes=None):
     1
     """
     processes = processes or Processes()
-    if mode not in DISTRIBUTE_MODES:
-        raise ConfigError(f"distribute must be one of {', '.join(DISTRIBUTE_MODES)}, got {mode!r}.")
-    if mode == "none":
+    kind, size = parse_distribute(mode)
+    if kind == "none":
         yield 1
+        return
+    if kind == "model":
+        with model_parallel_scope(size, batch_size, processes, shallow_model) as replicas:
+            yield replicas
         return
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -44,15 +71,22 @@ def distribution_scope(mode, batch_size, processes=None):
         strategy = tf.distribute.MirroredStrategy()
         replicas = strategy.num_replicas_in_sync
         _check_batch(batch_size, replicas, "replicas of tf.distribute.MirroredStrategy")
+        _announce(batch_size, replicas)
         with strategy.scope():
             yield replicas
     elif backend == "jax":
-        devices = keras.distribution.list_devices()
+        devices = keras.distribution.list_devices()  # of every process
         _check_batch(batch_size, len(devices), "devices of keras.distribution.DataParallel")
-        with keras.distribution.DataParallel(devices=devices).scope():
+        # Each process reads its share of every global batch itself (`load_dataset(shard=)`).
+        distribution = keras.distribution.DataParallel(
+            devices=devices, auto_shard_dataset=not processes.several
+        )
+        _announce(batch_size, len(devices))
+        with distribution.scope():
             yield len(devices)
     elif processes.several:
         _check_batch(batch_size, processes.count, "processes torchrun launched")
+        _announce(batch_size, processes.count)
         yield processes.count
     else:
         raise ConfigError(
@@ -62,18 +96,69 @@ def distribution_scope(mode, batch_size, processes=None):
         )
 
 
+@contextlib.contextmanager
+def model_parallel_scope(size, batch_size, processes, shallow_model=None):
+    """JAX's `keras.distribution.ModelParallel` on a ("data", "model") mesh of this machine's
+    devices, `size` along "model", with `keras_convit.distribution.convit_layout_map`: each
+    block's attention and MLP split over `size` devices, each global batch over the data
+    replicas (yielded).
+
+    Raises `ConfigError` on another backend, in a job of several processes, where `size` does
+    not divide the devices or the global batch does not divide over the data replicas, and
+    where a width of `shallow_model()` (a model of the run's widths, see
+    `keras_convit.job.model.shallow_model`) does not divide by `size`.
+    """
+    if keras.backend.backend() != "jax":
+        raise ConfigError(
+            f"--distribute model:{size} is JAX's (keras.distribution.ModelParallel); Keras has "
+            f"no model parallelism on {keras.backend.backend()}: set KERAS_BACKEND=jax, or "
+            "use --distribute data."
+        )
+    if processes.several:
+        raise ConfigError(
+            f"--distribute model:{size} runs as one process (host) for now; for several use "
+            "examples/distributed/jax_model_parallel.py."
+        )
+    if shallow_model is not None:
+        # The plan depends on the widths only: checked on names of devices before any is used.
+        names = [f"cpu:{index}" for index in range(size)]
+        plan = keras.distribution.DeviceMesh((1, size), (DATA_AXIS, MODEL_AXIS), names)
+        try:
+            convit_layout_map(plan, model=shallow_model())
+        except ValueError as error:
+            raise ConfigError(f"--distribute model:{size}: {error}") from error
+    devices = keras.distribution.list_devices()
+    if len(devices) % size:
+        raise ConfigError(
+            f"--distribute model:{size} does not divide the {len(devices)} devices of this "
+            "machine into model replicas."
+        )
+    replicas = len(devices) // size
+    _check_batch(batch_size, replicas, f"data replicas of {size} devices each")
+    mesh = keras.distribution.DeviceMesh((replicas, size), (DATA_AXIS, MODEL_AXIS), devices)
+    layout_map = convit_layout_map(mesh, model_axis=MODEL_AXIS)
+    _announce(batch_size, replicas, f"model parallel over {size} devices each")
+    with keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name=DATA_AXIS).scope():
+        yield replicas
+
+
 def data_parallel_trainee(trainee, processes):
     """`trainee` (a compiled Keras model), trained by `fit` through PyTorch's
     `DistributedDataParallel` when `processes` are several: DDP broadcasts process 0's
     weights now and averages the gradients in every step's `backward()`."""
-    if not processes.several:
-        return trainee
+    if processes.engine != "torch":
+        return trainee  # JAX's DataParallel spans the processes' devices itself
     import torch
 
     device = [processes.local_index] if torch.cuda.is_available() else None
     module = torch.nn.parallel.DistributedDataParallel(trainee, device_ids=device)
     forward_through(trainee, module)
     return trainee
+
+
+def _announce(batch_size, replicas, replica="one device each"):
+    share = batch_size // replicas
+    print(f"Data parallel on {replicas} replicas ({replica}), {share} images each.", flush=True)
 
 
 def _check_batch(batch_size, replicas, what):

@@ -2,6 +2,8 @@
 from (a new head where the classes differ), a frozen backbone, and the teacher of a
 distillation."""
 
+import dataclasses
+
 import keras
 
 from keras_convit.job.scale import model_building
@@ -53,6 +55,14 @@ def build_model(config, num_classes, weights=None):
         for layer in model.layers:
             layer.trainable = layer.name in HEAD_LAYERS
     return model
+
+
+def shallow_model(config, num_classes):
+    """`config`'s model with 2 blocks (one GPSA, one attention) and its widths: to check a
+    plan that depends on the widths only, such as a model-parallel layout, without building
+    every block."""
+    arguments = {**config.model_args, "depth": 2, "local_up_to_layer": 1}
+    return build_model(dataclasses.replace(config, model_args=arguments), num_classes)
 
 
 def load_teacher(path):

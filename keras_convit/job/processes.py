@@ -1,6 +1,7 @@
 """The processes of one job: which one this is, which one writes the run directory, and what
-they agree on. One process, unless `torchrun` launched several (PyTorch's DDP, one process per
-device); then they talk through `torch.distributed` (NCCL with GPUs, gloo without)."""
+they agree on. One process, unless launched as several: by `torchrun` (PyTorch's DDP, one
+process per device; they talk through `torch.distributed`, NCCL with GPUs, gloo without) or
+through `keras.distribution` (JAX, one process per host; `jax.distributed`)."""
 
 import contextlib
 import dataclasses
@@ -15,12 +16,10 @@ import numpy as np
 from keras_convit.job.config import ConfigError
 from keras_convit.job.directory import RunDirectoryError
 
-# What torchrun sets in every process it starts.
-TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
-# What the other launchers set: a job of several processes the job does not coordinate yet.
-OTHER_LAUNCHERS = {
-    "TF_CONFIG": "a TensorFlow multi-worker cluster",
-    "KERAS_DISTRIBUTION_NUM_PROCESSES": "keras.distribution",
+# What each launcher of several processes sets in every process: (backend, launcher).
+LAUNCHERS = {
+    "WORLD_SIZE": ("torch", "torchrun"),
+    "KERAS_DISTRIBUTION_NUM_PROCESSES": ("jax", "keras.distribution"),
 }
 # What a process other than the writer copies from the run directory before the job starts.
 RESUME_FILES = ("run.json", "checkpoint")
@@ -28,7 +27,8 @@ RESUME_FILES = ("run.json", "checkpoint")
 
 @dataclasses.dataclass(frozen=True)
 class Processes:
-    """This process (`index`) among `count`; process 0 writes the run directory.
+    """This process (`index`) among `count`, which talk through `engine` ("torch":
+    `torch.distributed`; "jax": `jax.distributed`); process 0 writes the run directory.
 
     Example:
     >>> with keras_convit.job.launched_processes("none") as processes:
@@ -39,6 +39,7 @@ class Processes:
     index: int = 0
     count: int = 1
     local_index: int = 0
+    engine: str = None
 
     @property
     def writer(self):
@@ -49,10 +50,32 @@ class Processes:
         return self.count > 1
 
     def barrier(self):
+        """Returns once every process has called it."""
         if self.several:
-            import torch.distributed as dist
+            self.gathered([0.0])
 
-            dist.barrier()
+    def gathered(self, values):
+        """Every process's `values` (floats), as a list per process, in process order."""
+        if not self.several:
+            return [list(values)]
+        if self.engine == "jax":
+            from jax.experimental import multihost_utils
+
+            # Each float64 as two float32 (JAX computes in 32 bits unless told otherwise).
+            values = np.asarray(values, dtype=np.float64)
+            high = values.astype(np.float32)
+            low = (values - high).astype(np.float32)
+            parts = multihost_utils.process_allgather(np.stack([high, low]))
+            parts = np.asarray(parts, dtype=np.float64).reshape(self.count, 2, -1)
+            return (parts[:, 0] + parts[:, 1]).tolist()
+        import torch
+        import torch.distributed as dist
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        local = torch.tensor(values, dtype=torch.float64, device=device)
+        parts = [torch.empty_like(local) for _ in range(self.count)]
+        dist.all_gather(parts, local)
+        return [part.cpu().tolist() for part in parts]
 
     def agreed_signal(self, received):
         """The signal number any process received (the largest), or None: every process
@@ -60,26 +83,12 @@ class Processes:
         their next gradient exchange)."""
         if not self.several:
             return received
-        (largest,) = self._all_reduce([received or 0], "max")
+        largest = max(values[0] for values in self.gathered([received or 0]))
         return int(largest) or None
 
     def mean(self, values):
         """The mean over the processes of each of `values` (floats)."""
-        if not self.several:
-            return list(values)
-        return [total / self.count for total in self._all_reduce(values, "sum")]
-
-    def gathered(self, values):
-        """Every process's `values` (floats), as a list per process."""
-        if not self.several:
-            return [list(values)]
-        import torch
-        import torch.distributed as dist
-
-        local = torch.tensor(values, dtype=torch.float64, device=_device())
-        parts = [torch.empty_like(local) for _ in range(self.count)]
-        dist.all_gather(parts, local)
-        return [part.cpu().tolist() for part in parts]
+        return np.mean(self.gathered(values), axis=0).tolist()
 
     def mean_logs(self, logs):
         """`logs` with each training metric averaged over the processes (each trained on its
@@ -93,7 +102,7 @@ class Processes:
     def check_same_start(self, path, committed):
         """Raises `RunDirectoryError` unless every process starts from the same `committed`
         checkpoint state (None for a new run): on several machines, one whose copy of the run
-        directory differs would train from another step, and DDP would wait for ever."""
+        directory differs would train from another step, and the others would wait for ever."""
         if not self.several:
             return
         interrupted = (committed or {}).get("interrupted") or {}
@@ -108,7 +117,7 @@ class Processes:
 
     def check_replicas_agree(self, variables):
         """Raises `RuntimeError` unless every process holds the same `variables` (their sums
-        and sums of squares in float64, compared exactly); returns how many were compared."""
+        and sums of squares, compared exactly); returns how many were compared."""
         local = []
         for variable in variables:
             value = np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float64)
@@ -117,7 +126,7 @@ class Processes:
         differing = [
             variable.path
             for number, variable in enumerate(variables)
-            if any(copy[2 * number : 2 * number + 2] != local[2 * number : 2 * number + 2]
+            if any(copy[2 * number : 2 * number + 2] != copies[0][2 * number : 2 * number + 2]
                    for copy in copies)
         ]  # fmt: skip
         if differing:
@@ -127,65 +136,75 @@ class Processes:
             )
         return len(variables)
 
-    def _all_reduce(self, values, operation):
-        import torch
-        import torch.distributed as dist
-
-        tensor = torch.tensor(values, dtype=torch.float64, device=_device())
-        dist.all_reduce(tensor, op=getattr(dist.ReduceOp, operation.upper()))
-        return tensor.cpu().tolist()
-
-
-def _device():
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
 
 @contextlib.contextmanager
 def launched_processes(distribute):
-    """The job's `Processes` inside the block; under torchrun with several processes, its
-    process group (set up on entry, taken down on exit).
+    """The job's `Processes` inside the block. Several when launched as several: by torchrun
+    (PyTorch: `WORLD_SIZE`; its process group is set up on entry, taken down on exit) or with
+    `keras.distribution`'s variables (JAX: `KERAS_DISTRIBUTION_NUM_PROCESSES`, with
+    `KERAS_DISTRIBUTION_JOB_ADDRESSES` and `KERAS_DISTRIBUTION_PROCESS_ID` where the platform
+    does not give them; `keras.distribution.initialize()` starts `jax.distributed`).
 
     Raises `ConfigError` (before anything is written) for a launch of several processes the
-    job cannot run: not under PyTorch, without `--distribute data`, or another launcher's.
+    job cannot run: under another backend than the launcher's, without `--distribute data`,
+    or a TensorFlow cluster (`TF_CONFIG`).
     """
-    for variable, launcher in OTHER_LAUNCHERS.items():
-        if os.environ.get(variable, "") not in ("", "0", "1"):
-            raise ConfigError(
-                f"This process is one of several ({variable}={os.environ[variable][:40]!r}: "
-                f"{launcher}); keras-convit train runs several processes under torchrun "
-                "(PyTorch) only for now, and --distribute data over one machine's devices "
-                "otherwise. For several TensorFlow or JAX hosts use examples/distributed/."
-            )
-    count = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if count == 1:
+    if os.environ.get("TF_CONFIG"):
+        raise ConfigError(
+            f"This process is one of a TensorFlow cluster (TF_CONFIG="
+            f"{os.environ['TF_CONFIG'][:40]!r}), which keras-convit train does not coordinate "
+            "yet: --distribute data trains on one machine's devices under TensorFlow; for "
+            "several machines use examples/distributed/tf_mirrored.py."
+        )
+    launched = [
+        (variable, backend, launcher)
+        for variable, (backend, launcher) in LAUNCHERS.items()
+        if os.environ.get(variable, "") not in ("", "0", "1")
+    ]
+    if not launched:
         yield Processes()
         return
-    backend = keras.backend.backend()
-    if backend != "torch":
+    variable, backend, launcher = launched[0]
+    count = int(os.environ[variable])
+    if keras.backend.backend() != backend:
         raise ConfigError(
-            f"This process is one of {count} (WORLD_SIZE={count}: torchrun), which runs the job "
-            f"under PyTorch only: set KERAS_BACKEND=torch (got {backend})."
+            f"This process is one of {count} ({variable}={count}: {launcher}), which runs the "
+            f"job under {backend} only: set KERAS_BACKEND={backend} "
+            f"(got {keras.backend.backend()})."
         )
     if distribute != "data":
         raise ConfigError(
-            f"This process is one of {count} launched by torchrun: pass --distribute data "
-            "(each process then trains on its share of every global batch)."
+            f"This process is one of {count} ({variable}={count}: {launcher}): pass "
+            "--distribute data (each process then trains on its share of every global batch)."
         )
+    with (_torch_processes if backend == "torch" else _jax_processes)(count) as processes:
+        yield processes
+
+
+@contextlib.contextmanager
+def _torch_processes(count):
     import torch
     import torch.distributed as dist
 
-    processes = Processes(
-        int(os.environ["RANK"]), count, int(os.environ.get("LOCAL_RANK", "0") or 0)
-    )
+    local_index = int(os.environ.get("LOCAL_RANK", "0") or 0)
     if torch.cuda.is_available():
-        torch.cuda.set_device(processes.local_index)  # before Keras puts anything there
+        torch.cuda.set_device(local_index)  # before Keras puts anything there
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
-        yield processes
+        yield Processes(int(os.environ["RANK"]), count, local_index, engine="torch")
     finally:
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _jax_processes(count):
+    import jax
+
+    keras.distribution.initialize()
+    try:
+        yield Processes(jax.process_index(), jax.process_count(), engine="jax")
+    finally:
+        jax.distributed.shutdown()
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ What a run directory holds is listed in `keras_convit.job.directory`.
 """
 
 import dataclasses
+import functools
 import os
 import shutil
 import sys
@@ -30,7 +31,12 @@ from keras_convit.job.directory import (
     clear_run_directory,
     prepare_run_directory,
 )
-from keras_convit.job.distribute import EvenBatches, data_parallel_trainee, distribution_scope
+from keras_convit.job.distribute import (
+    EvenBatches,
+    data_parallel_trainee,
+    distribution_scope,
+    parse_distribute,
+)
 from keras_convit.job.fine_tuning import (
     RUN_MODEL_FILE,
     read_source_weights,
@@ -39,7 +45,7 @@ from keras_convit.job.fine_tuning import (
 )
 from keras_convit.job.fitting import fit_to_the_end, training_callbacks
 from keras_convit.job.lock import LOCK_FILE, remove_unused_lock, run_lock
-from keras_convit.job.model import build_model, load_teacher
+from keras_convit.job.model import build_model, load_teacher, shallow_model
 from keras_convit.job.processes import MeanOverProcesses, launched_processes, run_directory_of
 from keras_convit.job.record import read_run, write_run
 from keras_convit.job.report import held_out_report, plot_run
@@ -111,8 +117,8 @@ def run_training(
             line per epoch).
         accept_data_change: resume even if the folder data set changed since the run began
             (its fingerprint, see `keras_convit.data.scan_folder`, differs).
-        distribute: "none", or "data": data parallel over this machine's devices
-            (`distribution_scope`); not a setting of the run, so a run resumes on other devices.
+        distribute: "none", "data" (data parallel) or "model:N" (model parallel, JAX); see
+            `distribution_scope`. Not a setting of the run: it resumes on other devices.
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the last good epoch is kept and
@@ -134,6 +140,7 @@ def run_training(
     """
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
+    parse_distribute(distribute)  # a bad value fails before anything is read
     # A resumed run continues from its own checkpoint, never again from its source weights.
     weights = read_source_weights(config.weights) if config.weights and not resume else None
     if weights is not None:
@@ -169,10 +176,9 @@ def run_training(
                         path, config, resuming, source, data, accept_data_change, processes
                     )
                     run = dataclasses.replace(run, source=weights, processes=processes)
-                    with distribution_scope(distribute, config.batch_size, processes) as replicas:
-                        if replicas > 1:
-                            share = config.batch_size // replicas
-                            print(f"Data parallel on {replicas} devices, {share} images each.")
+                    shallow = functools.partial(shallow_model, config, run.data.num_classes)
+                    scope = distribution_scope(distribute, config.batch_size, processes, shallow)
+                    with scope as replicas:
                         return _train(run, verbose if processes.writer else 0, replicas)
             finally:
                 remove_unused_lock(output_dir, created, locked_before)

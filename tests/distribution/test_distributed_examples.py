@@ -21,7 +21,6 @@ pytest.importorskip("sklearn")
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples" / "distributed"
 # script -> (backend it needs, data replicas of its smoke, sharded variables expected)
 SMOKES = {
-    "jax_data_parallel.py": ("jax", 4, None),
     "jax_model_parallel.py": ("jax", 2, 14),
     "tf_mirrored.py": ("tensorflow", 2, None),
 }

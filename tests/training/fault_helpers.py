@@ -7,7 +7,7 @@ files, and a wrapper that, in the middle of a run, fills the "disk" or sends a s
 runs `keras-convit train ...` and, once epoch N is committed, lowers the process's file size
 limit (RLIMIT_FSIZE) to BYTES: every later write past it fails with EFBIG, as on a full disk;
 or, after the N-th training step of the process, sends itself the signal (a real one, handled
-as one from outside); under torchrun, with --rank, only that process does.
+as one from outside); in a job of several processes, with --rank, only that process does.
 """
 
 import argparse
@@ -101,7 +101,8 @@ def _main(argv):
     args = parser.parse_args(argv)
     arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
     if args.signal:
-        if args.rank is not None and int(os.environ.get("RANK", 0)) != args.rank:
+        rank = os.environ.get("RANK", os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID", 0))
+        if args.rank is not None and int(rank) != args.rank:
             args.at_step = None
         return _signal_at_step(args.signal, args.at_step, arguments)
     return _full_disk_after_epoch(args.file_size_limit, args.after_epoch, arguments)

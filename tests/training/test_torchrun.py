@@ -23,8 +23,10 @@ STEPS_PER_EPOCH = 19  # 318 training images (159 a process) in global batches of
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
 
 
-def _torchrun(arguments, log_path):
+def _torchrun(arguments, log_path, temporary=None):
     environment = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
+    if temporary is not None:
+        environment["TMPDIR"] = str(temporary)
     with open(log_path, "w") as log:
         command = [*TORCHRUN, *arguments]
         return subprocess.run(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
@@ -42,7 +44,7 @@ def _signalled(run_dir, at_step, log_path, rank=None):
     ]  # "--": for torchrun
     wrapper += [] if rank is None else ["--rank", str(rank)]
     arguments = [*train_arguments(run_dir, EPOCHS), "--distribute", "data"]
-    return _torchrun([*wrapper, "--", *arguments], log_path)
+    return _torchrun([*wrapper, "--", *arguments], log_path, temporary=run_dir.parent / "tmp")
 
 
 def test_two_processes_take_the_same_step_as_one():
@@ -59,6 +61,7 @@ def test_sigterm_to_one_then_all_processes_commits_and_the_same_command_resumes(
     """Mutation: `PreemptionGuard` without `agree` (process 0 trains on alone, and its next
     gradient exchange aborts it: no committed state)."""
     run_dir = tmp_path / "run"
+    (tmp_path / "tmp").mkdir()  # the processes' temporary files
     # SIGTERM to process 1 only, at step 8 of epoch 2: both stop after that step.
     log = f"{run_dir}-1.log"
     assert _signalled(run_dir, STEPS_PER_EPOCH + 8, log, rank=1) != 0, read(log)
@@ -74,14 +77,11 @@ def test_sigterm_to_one_then_all_processes_commits_and_the_same_command_resumes(
     # The same command resumes to the end.
     log = f"{run_dir}-3.log"
     command = ["-m", "keras_convit", *train_arguments(run_dir, EPOCHS), "--distribute", "data"]
-    assert _torchrun(command, log) == 0, read(log)
+    assert _torchrun(command, log, temporary=tmp_path / "tmp") == 0, read(log)
     assert f"Resuming run in {run_dir} after epoch 2 of {EPOCHS}" in read(log)
     assert "All 2 processes hold the same" in read(log)
     assert [row["epoch"] for row in history_rows(run_dir)] == ["1", "2", "3"]
     metrics = json.loads(read(run_dir / "metrics.json"))
     assert metrics["epochs"] == EPOCHS and metrics["train_size"] == 318
     assert json.loads(read(run_dir / "run.json"))["status"] == "finished"
-    leftovers = [
-        name for name in os.listdir(tempfile.gettempdir()) if "keras-convit-process-" in name
-    ]
-    assert not leftovers  # the other process's private copy of the run directory
+    assert not os.listdir(tmp_path / "tmp")  # process 1's private copy of the run directory
