@@ -105,8 +105,8 @@ def model_parallel_scope(size, batch_size, processes, shallow_model=None):
 
     Raises `ConfigError` on another backend, in a job of several processes, where `size` does
     not divide the devices or the global batch does not divide over the data replicas, and
-    where a width of `shallow_model()` (a model of the run's widths, see
-    `keras_convit.job.model.shallow_model`) does not divide by `size`.
+    where a width or the heads of `shallow_model()` (a model of the run's widths, see
+    `keras_convit.job.model.shallow_model`) do not divide by `size`.
     """
     if keras.backend.backend() != "jax":
         raise ConfigError(
@@ -123,10 +123,17 @@ def model_parallel_scope(size, batch_size, processes, shallow_model=None):
         # The plan depends on the widths only: checked on names of devices before any is used.
         names = [f"cpu:{index}" for index in range(size)]
         plan = keras.distribution.DeviceMesh((1, size), (DATA_AXIS, MODEL_AXIS), names)
+        shallow = shallow_model()
         try:
-            convit_layout_map(plan, model=shallow_model())
+            convit_layout_map(plan, model=shallow)
         except ValueError as error:
             raise ConfigError(f"--distribute model:{size}: {error}") from error
+        heads = shallow.get_layer("blocks_0").num_heads
+        if heads % size:  # a head split over devices: its attention would need their exchange
+            raise ConfigError(
+                f"--distribute model:{size} does not divide the model's {heads} heads: pick a "
+                "divisor of them, so that each device holds whole heads."
+            )
     devices = keras.distribution.list_devices()
     if len(devices) % size:
         raise ConfigError(
