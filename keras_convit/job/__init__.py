@@ -11,7 +11,7 @@ from keras_convit.job.directory import (
     clear_run_directory,
     prepare_run_directory,
 )
-from keras_convit.job.distribute import DISTRIBUTE_MODES, distribution_scope
+from keras_convit.job.distribute import DISTRIBUTE_MODES, distribution_scope, parse_distribute
 from keras_convit.job.fine_tuning import (
     SourceWeights,
     WeightsSourceError,
@@ -42,6 +42,7 @@ __all__ = [
     "fine_tuning_defaults",
     "held_out_report",
     "launched_processes",
+    "parse_distribute",
     "prepare_run_directory",
     "read_run",
     "read_source_weights",
