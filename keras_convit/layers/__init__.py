@@ -9,6 +9,7 @@ from keras_convit.layers.drop_path import DropPath
 from keras_convit.layers.embedding import PatchEmbedding, PositionEmbedding
 from keras_convit.layers.gpsa import GatedPositionalSelfAttention
 from keras_convit.layers.input_check import ImageInputCheck
+from keras_convit.layers.linear import Linear
 from keras_convit.layers.mlp import MLP
 from keras_convit.layers.pooling import TokenPooling
 
@@ -20,6 +21,7 @@ __all__ = [
     "DropPath",
     "GatedPositionalSelfAttention",
     "ImageInputCheck",
+    "Linear",
     "MLP",
     "MultiHeadSelfAttention",
     "PatchEmbedding",

@@ -3,6 +3,7 @@ from keras import ops
 
 from keras_convit.layers.composite import CompositeLayer
 from keras_convit.layers.initializers import linear_kernel_initializer
+from keras_convit.layers.linear import Linear
 
 # The constructor arguments every attention layer takes (and a block passes on to it).
 ATTENTION_ARGUMENTS = (
@@ -60,7 +61,7 @@ class MultiHeadSelfAttention(CompositeLayer):
 
     def build(self, input_shape):
         init = linear_kernel_initializer()
-        self.qkv = keras.layers.Dense(
+        self.qkv = Linear(
             3 * self.hidden_dim,
             use_bias=self.qkv_bias,
             kernel_initializer=init,
@@ -68,7 +69,7 @@ class MultiHeadSelfAttention(CompositeLayer):
             name="qkv",
         )
         self.qkv.build(input_shape)
-        self.proj = keras.layers.Dense(
+        self.proj = Linear(
             self.hidden_dim, kernel_initializer=init, dtype=self.sublayer_dtype("proj"), name="proj"
         )
         self.proj.build(input_shape)

@@ -7,6 +7,7 @@ from keras import ops
 from keras_convit.layers.attention import ATTENTION_ARGUMENTS, build_dropouts, head_width
 from keras_convit.layers.composite import CompositeLayer
 from keras_convit.layers.initializers import linear_kernel_initializer
+from keras_convit.layers.linear import Linear
 from keras_convit.layers.relative_positions import relative_position_features
 
 
@@ -150,7 +151,7 @@ class GatedPositionalSelfAttention(CompositeLayer):
         self.relative_features = relative_position_features(self.grid_size)
 
         init = linear_kernel_initializer()
-        self.qk = keras.layers.Dense(
+        self.qk = Linear(
             2 * self.hidden_dim,
             use_bias=self.qkv_bias,
             kernel_initializer=init,
@@ -158,7 +159,7 @@ class GatedPositionalSelfAttention(CompositeLayer):
             name="qk",
         )
         self.qk.build(input_shape)
-        self.v = keras.layers.Dense(
+        self.v = Linear(
             self.hidden_dim,
             use_bias=self.qkv_bias,
             kernel_initializer="identity" if self.use_conv_init else init,
@@ -166,7 +167,7 @@ class GatedPositionalSelfAttention(CompositeLayer):
             name="v",
         )
         self.v.build(input_shape)
-        self.proj = keras.layers.Dense(
+        self.proj = Linear(
             self.hidden_dim, kernel_initializer=init, dtype=self.sublayer_dtype("proj"), name="proj"
         )
         self.proj.build(input_shape)

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_convit.layers.composite import CompositeLayer
 from keras_convit.layers.initializers import linear_kernel_initializer
+from keras_convit.layers.linear import Linear
 
 
 @keras.saving.register_keras_serializable(package="keras_convit")
@@ -30,14 +31,14 @@ class MLP(CompositeLayer):
 
     def build(self, input_shape):
         init = linear_kernel_initializer()
-        self.fc1 = keras.layers.Dense(
+        self.fc1 = Linear(
             self.intermediate_dim,
             kernel_initializer=init,
             dtype=self.sublayer_dtype("fc1"),
             name="fc1",
         )
         self.fc1.build(input_shape)
-        self.fc2 = keras.layers.Dense(
+        self.fc2 = Linear(
             self.hidden_dim, kernel_initializer=init, dtype=self.sublayer_dtype("fc2"), name="fc2"
         )
         self.fc2.build(tuple(input_shape[:-1]) + (self.intermediate_dim,))

@@ -15,6 +15,7 @@ from keras_convit.layers import (
     DropPath,
     GatedPositionalSelfAttention,
     ImageInputCheck,
+    Linear,
     MultiHeadSelfAttention,
     PatchEmbedding,
     PositionEmbedding,
@@ -57,6 +58,7 @@ LAYERS = {
         (2, 8, 12, 3),
         (2, 8, 12, 3),
     ),
+    "Linear": (Linear, dict(units=16), (2, 6, 32), (2, 6, 16)),
     "MLP": (MLP, dict(hidden_dim=32, intermediate_dim=64), (2, 6, 32), (2, 6, 32)),
     "MultiHeadSelfAttention": (
         MultiHeadSelfAttention,
