@@ -84,4 +84,5 @@ def test_sigterm_to_one_then_all_processes_commits_and_the_same_command_resumes(
     metrics = json.loads(read(run_dir / "metrics.json"))
     assert metrics["epochs"] == EPOCHS and metrics["train_size"] == 318
     assert json.loads(read(run_dir / "run.json"))["status"] == "finished"
-    assert not os.listdir(tmp_path / "tmp")  # process 1's private copy of the run directory
+    # Process 1's private copy of the run directory is gone (torchrun keeps its own files).
+    assert not [name for name in os.listdir(tmp_path / "tmp") if "keras-convit" in name]
