@@ -39,6 +39,13 @@ class Linear(keras.layers.Dense):
             x = self.activation(x)
         return x
 
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Keras' `Dense.quantize`: the quantized layer runs Dense's own `quantized_call`.
+
+        `Dense.quantize` refuses subclasses (`type_check`), whose `call` it cannot know; this
+        `call` computes Dense's output, so `model.quantize(mode)` quantizes it as a `Dense`."""
+        super().quantize(mode, type_check=False, config=config)
+
     def get_config(self):
         # Keras' `Dense` takes these but leaves them out of its config (its base `Layer` keeps
         # the activity regularizer; LoRA's rank and alpha are written only once it is enabled).
