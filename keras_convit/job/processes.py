@@ -14,7 +14,8 @@ import keras
 import numpy as np
 
 from keras_convit.job.config import ConfigError
-from keras_convit.job.directory import RunDirectoryError
+from keras_convit.job.directory import CHECKPOINT_DIR, RunDirectoryError
+from keras_convit.job.record import RUN_FILE
 
 # What each launcher of several processes sets in every process: (backend, launcher).
 LAUNCHERS = {
@@ -22,7 +23,7 @@ LAUNCHERS = {
     "KERAS_DISTRIBUTION_NUM_PROCESSES": ("jax", "keras.distribution"),
 }
 # What a process other than the writer copies from the run directory before the job starts.
-RESUME_FILES = ("run.json", "checkpoint")
+RESUME_FILES = (RUN_FILE, CHECKPOINT_DIR)
 
 
 @dataclasses.dataclass(frozen=True)
