@@ -1,4 +1,6 @@
-"""The reference's weight-decay exclusions survive a `.keras` round trip and a rebuilt optimizer."""
+"""ConViTAdamW: Keras' AdamW update on every backend (under PyTorch, made by PyTorch's fused
+kernel), and the reference's weight-decay exclusions through a `.keras` round trip and a rebuilt
+optimizer."""
 
 import keras
 import numpy as np
@@ -51,3 +53,37 @@ def test_the_recipe_optimizer_keeps_its_schedule_and_exclusions_through_a_file()
     assert loaded.optimizer.get_config() == model.optimizer.get_config()
     assert len(loaded.optimizer.excluded_variables(loaded.trainable_variables)) == 22
     assert loaded.loss.get_config() == model.loss.get_config()
+
+
+def test_three_steps_equal_keras_adamw_formula_with_the_exclusions():
+    """Keras' AdamW, written out: decay w -= lr wd w (not for the exclusions), then
+    w -= alpha_t m / (sqrt(v) + epsilon), alpha_t = lr sqrt(1 - beta_2^t) / (1 - beta_1^t).
+    The epsilon is large, so that where it is added counts: under PyTorch, "the fused kernel
+    given epsilon unscaled" fails here (it adds epsilon after the bias correction)."""
+    model = tiny()
+    variables = model.trainable_variables
+    learning_rate, weight_decay, beta_1, beta_2, epsilon = 0.01, 0.5, 0.9, 0.999, 1e-3
+    optimizer = ConViTAdamW(learning_rate=learning_rate, weight_decay=weight_decay, epsilon=epsilon)
+    optimizer.build(variables)
+    excluded = {id(v) for v in optimizer.excluded_variables(variables)}
+    expected = {id(v): keras.ops.convert_to_numpy(v).astype("float64") for v in variables}
+    moments = {id(v): (np.zeros(v.shape), np.zeros(v.shape)) for v in variables}
+    rng = np.random.default_rng(0)
+    for t in (1, 2, 3):
+        gradients = [rng.normal(size=v.shape).astype("float32") for v in variables]
+        optimizer.apply([keras.ops.convert_to_tensor(g) for g in gradients], variables)
+        alpha = learning_rate * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        for v, g in zip(variables, gradients, strict=True):
+            w, (m, s) = expected[id(v)], moments[id(v)]
+            if id(v) not in excluded:
+                w = w - learning_rate * weight_decay * w
+            m, s = (
+                beta_1 * m + (1 - beta_1) * g,
+                beta_2 * s + (1 - beta_2) * g.astype("float64") ** 2,
+            )
+            expected[id(v)], moments[id(v)] = w - alpha * m / (np.sqrt(s) + epsilon), (m, s)
+    assert 0 < len(excluded) < len(variables)
+    for v in variables:
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(v), expected[id(v)], rtol=1e-5, atol=1e-6, err_msg=v.path
+        )
