@@ -94,7 +94,7 @@ class MultiHeadSelfAttention(CompositeLayer):
         else:
             mixed = ops.dot_product_attention(query, key, value, scale=self.scale)
         outputs = ops.reshape(mixed, (-1, query.shape[1], self.hidden_dim))
-        outputs = self.proj_dropout(self.proj(outputs), training=training)
+        outputs = self.randomly_dropped(self.proj_dropout, self.proj(outputs), training)
         if return_attention_scores:
             return outputs, scores
         return outputs

@@ -125,8 +125,9 @@ class TransformerBlock(CompositeLayer):
         )
         if return_attention_scores:
             attended, scores = attended
-        x = inputs + self.drop_path(attended, training=training)
-        x = x + self.drop_path(self.mlp(self.norm2(x), training=training), training=training)
+        x = inputs + self.randomly_dropped(self.drop_path, attended, training)
+        updated = self.mlp(self.norm2(x), training=training)
+        x = x + self.randomly_dropped(self.drop_path, updated, training)
         if return_attention_scores:
             return x, scores
         return x

@@ -99,9 +99,9 @@ class ClassAttentionBlock(TransformerBlock):
         )
         if return_attention_scores:
             attended, scores = attended
-        queries = queries + self.drop_path(attended, training=training)
+        queries = queries + self.randomly_dropped(self.drop_path, attended, training)
         updated = self.mlp(self.norm2(queries), training=training)
-        queries = queries + self.drop_path(updated, training=training)
+        queries = queries + self.randomly_dropped(self.drop_path, updated, training)
         outputs = ops.concatenate([queries, inputs[:, self.num_query_tokens :]], axis=1)
         if return_attention_scores:
             return outputs, scores

@@ -237,7 +237,7 @@ class GatedPositionalSelfAttention(CompositeLayer):
         else:
             mixed, scores = self._fast(query, key, value, gate), None
         outputs = ops.reshape(mixed, (-1, num_patches, self.hidden_dim))
-        outputs = self.proj_dropout(self.proj(outputs), training=training)
+        outputs = self.randomly_dropped(self.proj_dropout, self.proj(outputs), training)
         if return_attention_scores:
             return outputs, scores
         return outputs

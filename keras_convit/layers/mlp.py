@@ -49,8 +49,8 @@ class MLP(CompositeLayer):
 
     def call(self, inputs, training=None):
         x = erf_gelu(self.fc1(inputs))
-        x = self.dropout(x, training=training)
-        return self.dropout(self.fc2(x), training=training)
+        x = self.randomly_dropped(self.dropout, x, training)
+        return self.randomly_dropped(self.dropout, self.fc2(x), training)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.hidden_dim,)
