@@ -41,6 +41,7 @@ class AliveCheck(keras.layers.Layer):
 
 
 def test_an_output_is_freed_after_its_last_reader_unless_read_later_or_returned():
+    """The mutation "no release" (Keras' own loop: every output kept to the end) fails here."""
     log = types.SimpleNamespace(made={}, alive=None)
     images = keras.Input((3,))
     first = Recorded(log, name="first")(images)  # read again at the end

@@ -58,8 +58,9 @@ def test_the_recipe_optimizer_keeps_its_schedule_and_exclusions_through_a_file()
 def test_three_steps_equal_keras_adamw_formula_with_the_exclusions():
     """Keras' AdamW, written out: decay w -= lr wd w (not for the exclusions), then
     w -= alpha_t m / (sqrt(v) + epsilon), alpha_t = lr sqrt(1 - beta_2^t) / (1 - beta_1^t).
-    The epsilon is large, so that where it is added counts: under PyTorch, "the fused kernel
-    given epsilon unscaled" fails here (it adds epsilon after the bias correction)."""
+    The epsilon is large, so that where it is added counts: under PyTorch, the mutations "the
+    fused kernel given epsilon unscaled" (it adds epsilon after the bias correction) and "its
+    step count off by one" fail here."""
     model = tiny()
     variables = model.trainable_variables
     learning_rate, weight_decay, beta_1, beta_2, epsilon = 0.01, 0.5, 0.9, 0.999, 1e-3
