@@ -4,7 +4,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_convit.layers.attention import ATTENTION_ARGUMENTS, build_dropouts, head_width
+from keras_convit.layers.attention import (
+    ATTENTION_ARGUMENTS,
+    build_dropouts,
+    head_width,
+    scaled_dot_product_attention,
+)
 from keras_convit.layers.composite import CompositeLayer
 from keras_convit.layers.initializers import linear_kernel_initializer
 from keras_convit.layers.linear import Linear
@@ -73,7 +78,7 @@ class GatedPositionalSelfAttention(CompositeLayer):
     float32.
 
     Two paths give the same output (within float rounding):
-    - fast (default): content via `keras.ops.dot_product_attention` (fused kernels where the
+    - fast (default): content via `scaled_dot_product_attention` (fused kernels where the
       backend has them), output (1 - sigma) SDPA(q, k, v) + sigma (P v), with P v computed from
       the row and column factors of P: no N x N positional matrix is built. On TensorFlow,
       whose attention op is not a fused kernel, P is mixed into the content matrix instead;
@@ -256,7 +261,7 @@ class GatedPositionalSelfAttention(CompositeLayer):
         height, width = self.grid_size
         heads, head_dim = self.num_heads, self.head_dim
         content = ops.transpose(
-            ops.dot_product_attention(query, key, value, scale=self.scale), (0, 2, 1, 3)
+            scaled_dot_product_attention(query, key, value, self.scale), (0, 2, 1, 3)
         )
         rows, cols = self._positional_factors()
         rows = ops.cast(rows * gate[:, None, None], value.dtype)

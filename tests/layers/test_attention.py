@@ -3,6 +3,7 @@ import pytest
 from keras import ops
 
 from keras_convit.layers import MultiHeadSelfAttention
+from keras_convit.layers.attention import scaled_dot_product_attention
 
 
 def numpy_attention(layer, x):
@@ -43,3 +44,22 @@ def test_qkv_bias_switch_and_validation():
     ]
     with pytest.raises(ValueError, match="num_heads"):
         MultiHeadSelfAttention(24, 5)
+
+
+def test_scaled_dot_product_attention_against_numpy(rng):
+    """Fewer queries than keys (class attention's shape), and bfloat16 inputs (softmax in
+    float32, output in the inputs' dtype). On JAX with a CPU this is keras_convit's own batched
+    products, elsewhere Keras' op. Mutation: the scale dropped, or the softmax over queries."""
+    query = rng.normal(size=(2, 1, 3, 8)).astype("float32")
+    key, value = (rng.normal(size=(2, 6, 3, 8)).astype("float32") for _ in range(2))
+    logits = np.einsum("bthd,bshd->bhts", query, key) * 0.3
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    expected = np.einsum("bhts,bshd->bthd", weights / weights.sum(-1, keepdims=True), value)
+    outputs = scaled_dot_product_attention(query, key, value, 0.3)
+    np.testing.assert_allclose(ops.convert_to_numpy(outputs), expected, atol=1e-5)
+    halves = [ops.cast(tensor, "bfloat16") for tensor in (query, key, value)]
+    outputs = scaled_dot_product_attention(*halves, 0.3)
+    assert ops.dtype(outputs) == "bfloat16"
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(ops.cast(outputs, "float32")), expected, atol=0.05
+    )
