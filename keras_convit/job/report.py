@@ -27,11 +27,21 @@ def confusion_matrix(model, dataset, num_classes):
     """
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     for images, labels in dataset:
-        predicted = np.argmax(keras.ops.convert_to_numpy(model(images, training=False)), axis=-1)
+        predicted = np.argmax(_outputs(model, images), axis=-1)
         labels = keras.ops.convert_to_numpy(labels)
         true = np.argmax(labels, axis=-1) if labels.ndim == 2 else labels.reshape(-1)
         np.add.at(matrix, (true.astype(np.int64), predicted), 1)
     return matrix
+
+
+def _outputs(model, images):
+    """`model`'s outputs for one batch, as numpy."""
+    if keras.distribution.distribution() is not None:
+        # Keras' predict would take this process's batch for its shard of a global batch.
+        return keras.ops.convert_to_numpy(model(images, training=False))
+    # The compiled predict step: JAX runs an eager model op by op, compiling each for every new
+    # batch shape (the tiny digits model's 359 test images: 13 s eager, 2.7 s compiled).
+    return keras.ops.convert_to_numpy(model.predict_on_batch(keras.ops.convert_to_numpy(images)))
 
 
 def held_out_report(model, dataset, class_names, even=None):
