@@ -37,14 +37,21 @@ demo: venv
 			$(VENV)/bin/python -m keras_convit train --output-dir $(DEMO_DIR) $(DEMO_FLAGS); \
 	fi
 
-# One process per backend: Keras fixes its backend at import time.
+# One process per backend: Keras fixes its backend at import time. Every process of the run
+# (pytest's workers and the jobs the tests start) shares one JAX compilation cache, new for the
+# run and removed after it: the job's tests start dozens of processes that compile the same tiny
+# models' steps, each of which JAX then compiles once in the run. A size limit turns on the
+# cache's file lock, so a process never reads an entry another is still writing.
 test: venv
-	@failed=""; \
+	@failed=""; cache=$$(mktemp -d); \
 	for backend in $(BACKENDS); do \
 		echo "== KERAS_BACKEND=$$backend =="; \
-		KERAS_BACKEND=$$backend OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS) \
+		KERAS_BACKEND=$$backend OMP_WAIT_POLICY=PASSIVE JAX_COMPILATION_CACHE_DIR=$$cache \
+			JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_COMPILATION_CACHE_MAX_SIZE=4000000000 \
+			$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS) \
 			|| failed="$$failed $$backend"; \
 	done; \
+	rm -rf "$$cache"; \
 	if [ -n "$$failed" ]; then echo "FAILED backends:$$failed"; exit 1; fi; \
 	echo "All backends passed: $(BACKENDS)"
 
