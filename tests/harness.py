@@ -7,6 +7,7 @@ pytest tests): the one tiny ConViT of the unit tests, and the checks every layer
 - `run_model_saving_test`: a model survives a `.keras` file and a `.weights.h5` file.
 - `run_backbone_test`: `include_top=False` on a non-square input, the three pooling modes.
 - `run_precision_test`: mixed precision, global or per layer; attention scores stay float32.
+- `in_the_session_of(backend)`: a mark that runs a heavy test once, in that backend's session.
 
 Each helper fails with an AssertionError that names what differs; `tests/layers/test_harness.py`
 checks that it does, on layers broken on purpose.
@@ -19,6 +20,7 @@ import tempfile
 
 import keras
 import numpy as np
+import pytest
 from keras import ops
 
 import keras_convit
@@ -41,6 +43,15 @@ TINY_CONVIT = dict(
 NON_SQUARE_SHAPE = (16, 40, 3)
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
 _BASE_LAYER_KEYS = {"name", "trainable", "dtype"}
+
+
+def in_the_session_of(backend):
+    """Marks a heavy test that starts real processes to run once, in `backend`'s pytest
+    session: what it checks (the job's file handling, an example's orchestration of its runs)
+    is the same on every backend, and the job it starts is tested on each elsewhere."""
+    return pytest.mark.skipif(
+        keras.backend.backend() != backend, reason=f"run once, in the {backend} session"
+    )
 
 
 def tiny_convit(**overrides):

@@ -29,6 +29,7 @@ from fault_helpers import (
     train_command,
     wait_for,
 )
+from harness import in_the_session_of
 
 from keras_convit.training import callbacks
 from keras_convit.training.callbacks import (
@@ -39,15 +40,6 @@ from keras_convit.training.callbacks import (
 )
 
 ERROR_LINE = "keras-convit train: error: "
-
-
-def in_the_session_of(backend):
-    """Runs a subprocess fault test once, in one backend's pytest session (as the distributed
-    smoke tests do): the faults hit the job's file handling, which no backend touches, and
-    each test costs 1.5 to 3 minutes of real processes."""
-    return pytest.mark.skipif(
-        keras.backend.backend() != backend, reason=f"run once, in the {backend} session"
-    )
 
 
 def _tiny_model():

@@ -4,12 +4,14 @@ import csv
 
 import pytest
 from examples_loader import load_example
+from harness import in_the_session_of
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("sklearn")
 
 
 @pytest.mark.slow
+@in_the_session_of("torch")  # its runs take 15-30 s there, 50-80 s on TF and JAX
 def test_sample_efficiency_writes_a_table_and_a_plot(tmp_path, capsys):
     example = load_example("sample_efficiency")
     argv = [
