@@ -197,6 +197,7 @@ class EvenBatches:
     batches: object
     size: int
     padded: int
+    replicas: int = 1
 
     @property
     def loss_scale(self):
@@ -213,7 +214,7 @@ class EvenBatches:
         if keras.backend.backend() != "jax":
             padding = 0  # tf.distribute splits an uneven batch itself
         if batches is None or padding == 0:
-            return cls(batches, size, size)
+            return cls(batches, size, size, replicas)
 
         def pad(images, labels):
             count = tf.shape(images)[0]
@@ -221,7 +222,7 @@ class EvenBatches:
             weights = tf.concat([tf.ones([count]), tf.zeros([extra])], axis=0)
             return _pad_rows(images, extra), _pad_rows(labels, extra), weights
 
-        return cls(batches.map(pad), size, size + padding)
+        return cls(batches.map(pad), size, size + padding, replicas)
 
     def compile_arguments(self, arguments):
         """`compile` arguments whose metrics count the images only: weighted (Keras weighs

@@ -9,13 +9,17 @@ import numpy as np
 from keras_convit.analysis import plots
 
 
-def confusion_matrix(model, dataset, num_classes):
+def confusion_matrix(model, dataset, num_classes, compiled=True):
     """(classes, classes) int array: row = true class, column = predicted class.
 
     Args:
         model: a classifier.
         dataset: batches of (images, labels), labels integer or one-hot (the top label counts).
         num_classes: the number of classes.
+        compiled: bool, predict through the model's compiled predict step. False calls the
+            model eagerly, as a model trained on several replicas needs: Keras' predict would
+            split each batch over them (`keras.distribution`) or give it to each whole
+            (`tf.distribute`, whose outputs then hold every image once per replica).
 
     Example:
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, use_bias=False)])
@@ -27,21 +31,17 @@ def confusion_matrix(model, dataset, num_classes):
     """
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     for images, labels in dataset:
-        predicted = np.argmax(_outputs(model, images), axis=-1)
+        if compiled:
+            # JAX runs an eager model op by op, compiling each again for a new batch shape
+            # (the tiny digits run's 359 test images: 13 s eager, 2.7 s compiled).
+            outputs = model.predict_on_batch(keras.ops.convert_to_numpy(images))
+        else:
+            outputs = model(images, training=False)
+        predicted = np.argmax(keras.ops.convert_to_numpy(outputs), axis=-1)
         labels = keras.ops.convert_to_numpy(labels)
         true = np.argmax(labels, axis=-1) if labels.ndim == 2 else labels.reshape(-1)
         np.add.at(matrix, (true.astype(np.int64), predicted), 1)
     return matrix
-
-
-def _outputs(model, images):
-    """`model`'s outputs for one batch, as numpy."""
-    if keras.distribution.distribution() is not None:
-        # Keras' predict would take this process's batch for its shard of a global batch.
-        return keras.ops.convert_to_numpy(model(images, training=False))
-    # The compiled predict step: JAX runs an eager model op by op, compiling each for every new
-    # batch shape (the tiny digits model's 359 test images: 13 s eager, 2.7 s compiled).
-    return keras.ops.convert_to_numpy(model.predict_on_batch(keras.ops.convert_to_numpy(images)))
 
 
 def held_out_report(model, dataset, class_names, even=None):
@@ -52,7 +52,8 @@ def held_out_report(model, dataset, class_names, even=None):
         results = even.evaluate(model)
     else:
         results = model.evaluate(dataset, verbose=0, return_dict=True)
-    matrix = confusion_matrix(model, dataset, len(class_names))
+    one_device = even is None or even.replicas == 1
+    matrix = confusion_matrix(model, dataset, len(class_names), compiled=one_device)
     per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
     return {
         **{f"test_{key}": float(value) for key, value in results.items()},
