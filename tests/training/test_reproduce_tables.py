@@ -13,7 +13,7 @@ TINY = '{"hidden_dim": 16, "num_heads": 4, "depth": 2, "local_up_to_layer": 1}'
 
 
 @pytest.mark.slow
-@in_the_session_of("torch")  # its runs take 15-30 s there, 50-80 s on TF and JAX
+@in_the_session_of("torch")
 def test_the_reproduction_trains_each_row_in_its_process_and_reuses_finished_runs(tmp_path, capsys):
     example = load_example("reproduce_tables")
     argv = [

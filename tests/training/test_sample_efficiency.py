@@ -11,7 +11,7 @@ pytest.importorskip("sklearn")
 
 
 @pytest.mark.slow
-@in_the_session_of("torch")  # its runs take 15-30 s there, 50-80 s on TF and JAX
+@in_the_session_of("torch")
 def test_sample_efficiency_writes_a_table_and_a_plot(tmp_path, capsys):
     example = load_example("sample_efficiency")
     argv = [
